@@ -1,0 +1,22 @@
+//! okta-dcr-worker provisions OAuth 2.0 clients in Okta for Axway Amplify Engage credential
+//! requests taken from RabbitMQ, and publishes one result per request.
+//!
+//! Where things live:
+//!
+//! - [`settings`]: environment variables, validated at start.
+//! - [`contract`]: the request and result messages, validation and the mapping to Okta client
+//!   metadata.
+//! - [`broker`]: the RabbitMQ connection, topology, consumer and confirmed publisher.
+//! - [`okta`]: the Okta DCR and app API client, with retry and rate-limit handling.
+//! - [`worker`]: the per-request pipeline and the pool of tasks that runs it.
+//! - [`sim`]: `okta-sim`, an in-memory Okta stand-in for demos, tests and benchmarks.
+//! - [`cli`]: the `okta-dcr-worker` command line.
+
+pub mod broker;
+pub mod cli;
+pub mod contract;
+pub mod okta;
+pub mod secret;
+pub mod settings;
+pub mod sim;
+pub mod worker;
