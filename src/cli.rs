@@ -1,1 +1,175 @@
-//! Command line.
+//! The `okta-dcr-worker` command line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use tracing::error;
+
+use crate::secret::Secret;
+use crate::settings::{self, BrokerSettings, LogFormat, Settings};
+
+/// Provisions OAuth 2.0 clients in Okta for Amplify Engage credential requests taken from
+/// RabbitMQ. Settings come from environment variables; see the README.
+#[derive(Debug, Parser)]
+#[command(name = "okta-dcr-worker", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the worker: declare the topology, consume requests, publish results, until
+    /// SIGTERM or SIGINT.
+    Run {
+        /// Requests processed at once and the consumer prefetch; overrides OKTA_DCR_CONCURRENCY.
+        #[arg(long)]
+        concurrency: Option<u16>,
+    },
+    /// Validate request messages and publish them with publisher confirms. Reads a JSON
+    /// object, a JSON array or NDJSON from each FILE, or from stdin when FILE is `-` or absent.
+    Publish {
+        /// Files or folders (their `*.json` and `*.ndjson` files) to read; `-` is stdin.
+        files: Vec<PathBuf>,
+    },
+    /// Run okta-sim, an in-memory Okta stand-in, until Ctrl-C.
+    OktaSim {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// API token to accept (SSWS); generated and printed when absent.
+        #[arg(long, env = "OKTA_SIM_API_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// Delay added to every Okta response, in milliseconds.
+        #[arg(long, default_value_t = 0)]
+        latency_ms: u64,
+        /// Okta calls allowed per minute and route bucket; 0 means no limit.
+        #[arg(long, default_value_t = 0)]
+        rate_limit_per_minute: u32,
+    },
+    /// Run the whole flow on this machine's RabbitMQ with an embedded okta-sim: start the
+    /// worker, publish the request files, print their results, clean up.
+    Demo {
+        /// Request files to publish, or folders of `*.json` files.
+        #[arg(default_value = "examples")]
+        paths: Vec<PathBuf>,
+    },
+}
+
+/// Parses the command line, runs the command and returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(error) = init_logging() {
+        eprintln!("okta-dcr-worker: {error}");
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("okta-dcr-worker: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run_command(cli.command))
+}
+
+async fn run_command(command: Command) -> ExitCode {
+    match command {
+        Command::Run { concurrency } => run_worker(concurrency).await,
+        Command::Publish { files } => {
+            let settings = match BrokerSettings::from_env() {
+                Ok(settings) => settings,
+                Err(error) => return setting_failed(error),
+            };
+            crate::publish::run(&settings, &files).await
+        }
+        Command::OktaSim {
+            listen,
+            token,
+            latency_ms,
+            rate_limit_per_minute,
+        } => {
+            let config = crate::sim::SimConfig {
+                api_token: token.map(Secret::new),
+                latency: Duration::from_millis(latency_ms),
+                rate_limit_per_minute: (rate_limit_per_minute > 0).then_some(rate_limit_per_minute),
+                ..crate::sim::SimConfig::default()
+            };
+            match crate::sim::serve_forever(listen, config).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("okta-dcr-worker: okta-sim cannot listen on {listen}: {error}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Demo { paths } => crate::demo::run(&paths).await,
+    }
+}
+
+async fn run_worker(concurrency: Option<u16>) -> ExitCode {
+    let mut settings = match Settings::from_env() {
+        Ok(settings) => settings,
+        Err(error) => return setting_failed(error),
+    };
+    if let Some(concurrency) = concurrency {
+        if concurrency == 0 {
+            eprintln!("okta-dcr-worker: invalid --concurrency 0: must be greater than zero");
+            return ExitCode::from(2);
+        }
+        settings.worker.concurrency = concurrency;
+    }
+    match crate::worker::run(settings, shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            error!(cause = %error, "Worker stopped.");
+            eprintln!("okta-dcr-worker: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn setting_failed(error: settings::SettingsError) -> ExitCode {
+    eprintln!("okta-dcr-worker: {error}");
+    ExitCode::from(2)
+}
+
+/// Resolves on the first SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = interrupt => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = interrupt.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}
+
+fn init_logging() -> Result<(), settings::SettingsError> {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match settings::log_format_from_env()? {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+    Ok(())
+}

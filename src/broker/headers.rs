@@ -1,0 +1,105 @@
+//! Names and helpers for the headers the worker sets on dead-lettered and retried requests.
+//!
+//! None of them starts with `x-`: RabbitMQ 3.13 and later own `x-` headers, and RabbitMQ 4
+//! ignores a client-set `x-death`.
+
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+
+/// Stable machine code of the failure, e.g. `okta_unavailable` or `invalid_json`.
+pub const ERROR_CODE: &str = "okta-dcr-error-code";
+/// Short reason for a person; never contains a secret.
+pub const ERROR_REASON: &str = "okta-dcr-error-reason";
+/// RFC 3339 UTC time the request was dead-lettered.
+pub const DEAD_LETTERED_AT: &str = "okta-dcr-dead-lettered-at";
+/// How many times the request was tried, across deliveries.
+pub const ATTEMPTS: &str = "okta-dcr-attempts";
+/// How many times an operator replayed the request from the dead-letter queue.
+pub const REPLAYS: &str = "okta-dcr-replays";
+/// Exchange the request was originally published to.
+pub const ORIGINAL_EXCHANGE: &str = "okta-dcr-original-exchange";
+/// Routing key the request was originally published with.
+pub const ORIGINAL_ROUTING_KEY: &str = "okta-dcr-original-routing-key";
+/// The `X-Okta-Request-Id` of the Okta response that caused the failure, when there was one.
+pub const OKTA_REQUEST_ID: &str = "okta-dcr-okta-request-id";
+
+/// Why a request is dead-lettered.
+#[derive(Debug, Clone)]
+pub struct DeadLetterReason {
+    pub code: String,
+    pub reason: String,
+    pub attempts: u32,
+    pub okta_request_id: Option<String>,
+}
+
+/// Returns `headers` with the dead-letter headers added (replacing earlier values).
+pub fn with_dead_letter_reason(
+    headers: Option<&FieldTable>,
+    reason: &DeadLetterReason,
+    original_exchange: &str,
+    original_routing_key: &str,
+    dead_lettered_at: &str,
+) -> FieldTable {
+    let mut table = headers.cloned().unwrap_or_default();
+    insert_text(&mut table, ERROR_CODE, &reason.code);
+    insert_text(&mut table, ERROR_REASON, &truncate(&reason.reason, 500));
+    insert_text(&mut table, DEAD_LETTERED_AT, dead_lettered_at);
+    table.insert(ATTEMPTS.into(), AMQPValue::LongLongInt(reason.attempts.into()));
+    if !table.contains_key(REPLAYS) {
+        table.insert(REPLAYS.into(), AMQPValue::LongLongInt(0));
+    }
+    insert_text(&mut table, ORIGINAL_EXCHANGE, original_exchange);
+    insert_text(&mut table, ORIGINAL_ROUTING_KEY, original_routing_key);
+    match &reason.okta_request_id {
+        Some(id) => insert_text(&mut table, OKTA_REQUEST_ID, id),
+        None => remove(&mut table, OKTA_REQUEST_ID),
+    }
+    table
+}
+
+/// Reads an integer header, accepting any AMQP integer type (publishers differ).
+pub fn integer(headers: Option<&FieldTable>, name: &str) -> Option<i64> {
+    match headers?.inner().get(name)? {
+        AMQPValue::ShortShortInt(value) => Some((*value).into()),
+        AMQPValue::ShortShortUInt(value) => Some((*value).into()),
+        AMQPValue::ShortInt(value) => Some((*value).into()),
+        AMQPValue::ShortUInt(value) => Some((*value).into()),
+        AMQPValue::LongInt(value) => Some((*value).into()),
+        AMQPValue::LongUInt(value) => Some((*value).into()),
+        AMQPValue::LongLongInt(value) => Some(*value),
+        AMQPValue::LongString(value) => std::str::from_utf8(value.as_bytes()).ok()?.parse().ok(),
+        _ => None,
+    }
+}
+
+/// Reads a text header.
+pub fn text(headers: Option<&FieldTable>, name: &str) -> Option<String> {
+    match headers?.inner().get(name)? {
+        AMQPValue::LongString(value) => Some(String::from_utf8_lossy(value.as_bytes()).into()),
+        AMQPValue::ShortString(value) => Some(value.as_str().to_owned()),
+        _ => None,
+    }
+}
+
+fn insert_text(table: &mut FieldTable, name: &str, value: &str) {
+    table.insert(
+        ShortString::from(name),
+        AMQPValue::LongString(LongString::from(value)),
+    );
+}
+
+fn remove(table: &mut FieldTable, name: &str) {
+    let kept = table
+        .inner()
+        .iter()
+        .filter(|(key, _)| key.as_str() != name)
+        .map(|(key, value)| (key.clone(), value.clone()))
+        .collect::<std::collections::BTreeMap<_, _>>();
+    *table = FieldTable::from(kept);
+}
+
+fn truncate(text: &str, max_chars: usize) -> String {
+    match text.char_indices().nth(max_chars) {
+        Some((index, _)) => format!("{}…", &text[..index]),
+        None => text.to_owned(),
+    }
+}

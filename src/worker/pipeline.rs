@@ -1,0 +1,451 @@
+//! The per-request pipeline: decode, validate, call Okta, publish the outcome.
+//!
+//! Every delivery ends in exactly one of three ways, returned as a [`Settlement`]:
+//!
+//! - a result message (Success or Error) was published and confirmed: ack;
+//! - the request itself was published to the dead-letter exchange and confirmed: ack;
+//! - neither could be made durable (broker trouble, or the worker's own Okta credential was
+//!   rejected): requeue, so the broker delivers it again.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use lapin::message::Delivery;
+use lapin::types::{AMQPValue, FieldTable, LongString};
+use lapin::BasicProperties;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+use tracing::{debug, error, info, warn};
+
+use crate::broker::headers::{self, DeadLetterReason};
+use crate::broker::publisher::{json_properties, ConfirmedPublisher};
+use crate::contract::{
+    self, codes, ClientRegistration, CredentialState, Envelope, Job, NameTemplate, Request,
+    ResultData, ResultMessage, ValidationError,
+};
+use crate::okta::{Deletion, ErrorClass, OktaClient, OktaError, RegisteredClient, RetryBudget};
+use crate::settings::Topology;
+use crate::worker::seen::SeenRequests;
+
+/// What the pool does with a delivery once the pipeline is done with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settlement {
+    /// The outcome is durable in the broker: acknowledge the delivery.
+    Ack,
+    /// No durable outcome: return the delivery to the queue for another try.
+    Requeue,
+    /// The worker's own Okta credential was rejected: return the delivery to the queue and
+    /// stop taking new ones until Okta accepts the credential again.
+    RequeueAndPause,
+}
+
+/// Everything one request needs, shared by all worker tasks.
+pub struct Pipeline {
+    pub okta: OktaClient,
+    pub publisher: ConfirmedPublisher,
+    pub topology: Topology,
+    pub name_template: NameTemplate,
+    pub group_id: Option<String>,
+    pub retry_budget: Duration,
+    pub max_body_bytes: usize,
+    pub seen: Arc<SeenRequests>,
+}
+
+/// A decoded delivery: what the consumer loop hands to a task.
+pub enum Decoded {
+    Request(Envelope),
+    Poison(DeadLetterReason),
+}
+
+/// Why a job did not succeed.
+enum JobError {
+    Invalid(ValidationError),
+    ClientNotFound(String),
+    Okta(OktaError),
+}
+
+impl From<OktaError> for JobError {
+    fn from(error: OktaError) -> Self {
+        JobError::Okta(error)
+    }
+}
+
+impl Pipeline {
+    /// Decodes a delivery's body. Cheap enough for the consumer loop, which needs the
+    /// credential id to keep requests about one credential in order.
+    pub fn decode(&self, delivery: &Delivery) -> Decoded {
+        let properties = &delivery.properties;
+        let content_type = properties.content_type().as_ref().map(|value| value.as_str());
+        let message_id = properties.message_id().as_ref().map(|value| value.as_str());
+        match contract::decode(
+            &delivery.data,
+            content_type,
+            message_id,
+            self.max_body_bytes,
+        ) {
+            Ok(envelope) => Decoded::Request(envelope),
+            Err(error) => Decoded::Poison(DeadLetterReason {
+                code: error.code().to_owned(),
+                reason: error.reason(),
+                attempts: prior_attempts(properties.headers().as_ref()) + 1,
+                okta_request_id: None,
+            }),
+        }
+    }
+
+    /// Processes one decoded delivery and returns how to settle it.
+    pub async fn process(&self, delivery: &Delivery, decoded: Decoded) -> Settlement {
+        match decoded {
+            Decoded::Poison(reason) => {
+                warn!(code = %reason.code, reason = %reason.reason, "Dead-lettering an undecodable request.");
+                self.dead_letter(delivery, &reason).await
+            }
+            Decoded::Request(envelope) => self.process_request(delivery, &envelope).await,
+        }
+    }
+
+    async fn process_request(&self, delivery: &Delivery, envelope: &Envelope) -> Settlement {
+        let headers = delivery.properties.headers().as_ref();
+        let prior = prior_attempts(headers);
+        let request = match contract::parse_request(envelope) {
+            Ok(request) => request,
+            Err(error) => {
+                info!(code = codes::INVALID_REQUEST, reason = %error, "Rejecting an invalid request.");
+                return self
+                    .publish_result(&ResultMessage::rejected(envelope, &error, prior + 1))
+                    .await;
+            }
+        };
+        tracing::Span::current().record("credential_id", request.id.as_str());
+        tracing::Span::current().record("operation", request.job.as_str());
+
+        let may_repeat = delivery.redelivered
+            || prior > 0
+            || headers::integer(headers, headers::REPLAYS).unwrap_or(0) > 0
+            || self.seen.insert(&request.request_id);
+        let budget = RetryBudget::new(self.retry_budget);
+        let outcome = self.run_job(&request, &budget, may_repeat).await;
+        let attempts = prior + budget.attempts().max(1);
+        self.settle_outcome(delivery, &request, outcome, attempts)
+            .await
+    }
+
+    async fn settle_outcome(
+        &self,
+        delivery: &Delivery,
+        request: &Request,
+        outcome: Result<ResultMessage, JobError>,
+        attempts: u32,
+    ) -> Settlement {
+        let result = match outcome {
+            Ok(mut result) => {
+                result.attempts = attempts;
+                info!(attempts, "Request succeeded.");
+                result
+            }
+            Err(JobError::Invalid(error)) => {
+                info!(reason = %error, "Rejecting an invalid request.");
+                ResultMessage::error(request, codes::INVALID_REQUEST, &error.to_string(), false, attempts)
+            }
+            Err(JobError::ClientNotFound(name)) => {
+                let reason = format!("no Okta client named `{name}` was found; pass idpClientId");
+                info!(%reason, "Request failed.");
+                ResultMessage::error(request, codes::CLIENT_NOT_FOUND, &reason, false, attempts)
+            }
+            Err(JobError::Okta(error)) => {
+                return self.settle_okta_error(delivery, request, error, attempts).await
+            }
+        };
+        self.publish_result(&result).await
+    }
+
+    async fn settle_okta_error(
+        &self,
+        delivery: &Delivery,
+        request: &Request,
+        error: OktaError,
+        attempts: u32,
+    ) -> Settlement {
+        let okta_request_id = error.okta_request_id().map(str::to_owned);
+        match error.class() {
+            ErrorClass::Permanent => {
+                info!(code = error.code(), reason = %error.reason(), okta_request_id, "Okta rejected the request.");
+                let result = ResultMessage::error(request, error.code(), &error.reason(), false, attempts);
+                self.publish_result(&result).await
+            }
+            ErrorClass::Transient => {
+                warn!(code = error.code(), reason = %error.reason(), okta_request_id, attempts, "Retry budget spent; dead-lettering the request.");
+                let reason = DeadLetterReason {
+                    code: error.code().to_owned(),
+                    reason: error.reason(),
+                    attempts,
+                    okta_request_id,
+                };
+                self.dead_letter(delivery, &reason).await
+            }
+            ErrorClass::Systemic => {
+                error!(code = error.code(), reason = %error.reason(), okta_request_id, "Okta rejected the worker's own credential; the request goes back to the queue.");
+                Settlement::RequeueAndPause
+            }
+        }
+    }
+
+    async fn run_job(
+        &self,
+        request: &Request,
+        budget: &RetryBudget,
+        may_repeat: bool,
+    ) -> Result<ResultMessage, JobError> {
+        match request.job {
+            Job::Provision => self.provision(request, budget, may_repeat).await,
+            Job::Deprovision | Job::Expire => self.deprovision(request, budget).await,
+            Job::Rotate => self.rotate(request, budget).await,
+            Job::Suspend => self.set_active(request, budget, false).await,
+            Job::Enable => self.set_active(request, budget, true).await,
+        }
+    }
+
+    /// Creates the client, or, when this request may have created it before, finds it by
+    /// name and issues a new secret instead, because Okta never shows a secret twice.
+    async fn provision(
+        &self,
+        request: &Request,
+        budget: &RetryBudget,
+        may_repeat: bool,
+    ) -> Result<ResultMessage, JobError> {
+        let registration =
+            contract::build_registration(request, &self.name_template).map_err(JobError::Invalid)?;
+        let existing = match may_repeat {
+            true => self.okta.find_client_by_name(&registration.client_name, budget).await?,
+            false => None,
+        };
+        let (client, reason) = match existing {
+            Some(client) => {
+                info!(client_id = %client.client_id, "Found the client created by an earlier attempt.");
+                (self.refresh_secret(client, &registration, budget).await?, "client already existed; secret renewed")
+            }
+            None => (self.okta.create_client(&registration, budget).await?, "client created"),
+        };
+        if let Some(group_id) = &self.group_id {
+            self.okta.assign_group(&client.client_id, group_id, budget).await?;
+        }
+        Ok(success(request, CredentialState::Active, &client, reason))
+    }
+
+    async fn refresh_secret(
+        &self,
+        client: RegisteredClient,
+        registration: &ClientRegistration,
+        budget: &RetryBudget,
+    ) -> Result<RegisteredClient, JobError> {
+        if !registration.has_secret() {
+            return Ok(client);
+        }
+        Ok(self.okta.new_secret(&client.client_id, budget).await?)
+    }
+
+    async fn deprovision(
+        &self,
+        request: &Request,
+        budget: &RetryBudget,
+    ) -> Result<ResultMessage, JobError> {
+        let client_id = match self.resolve_client_id(request, budget).await? {
+            Some(client_id) => client_id,
+            None => return Ok(absent(request)),
+        };
+        let reason = match self.okta.delete_client(&client_id, budget).await? {
+            Deletion::Deleted => "client deleted",
+            Deletion::AlreadyAbsent => "client already absent",
+        };
+        let mut result = ResultMessage::success(
+            request,
+            CredentialState::Inactive,
+            None,
+            Some(client_id),
+            reason,
+            0,
+        );
+        result.data = None;
+        Ok(result)
+    }
+
+    async fn rotate(
+        &self,
+        request: &Request,
+        budget: &RetryBudget,
+    ) -> Result<ResultMessage, JobError> {
+        let client_id = self.require_client_id(request, budget).await?;
+        let client = self.okta.new_secret(&client_id, budget).await?;
+        Ok(success(request, CredentialState::Active, &client, "secret rotated"))
+    }
+
+    async fn set_active(
+        &self,
+        request: &Request,
+        budget: &RetryBudget,
+        active: bool,
+    ) -> Result<ResultMessage, JobError> {
+        let client_id = self.require_client_id(request, budget).await?;
+        let (state, reason) = if active {
+            self.okta.activate_app(&client_id, budget).await?;
+            (CredentialState::Active, "client activated")
+        } else {
+            self.okta.deactivate_app(&client_id, budget).await?;
+            (CredentialState::Inactive, "client deactivated")
+        };
+        Ok(ResultMessage::success(request, state, None, Some(client_id), reason, 0))
+    }
+
+    async fn require_client_id(
+        &self,
+        request: &Request,
+        budget: &RetryBudget,
+    ) -> Result<String, JobError> {
+        match self.resolve_client_id(request, budget).await? {
+            Some(client_id) => Ok(client_id),
+            None => Err(JobError::ClientNotFound(
+                contract::client_name(request, &self.name_template).unwrap_or_default(),
+            )),
+        }
+    }
+
+    /// Returns `idpClientId` when the request has it, or else finds the client by its
+    /// deterministic name.
+    async fn resolve_client_id(
+        &self,
+        request: &Request,
+        budget: &RetryBudget,
+    ) -> Result<Option<String>, JobError> {
+        if let Some(client_id) = &request.idp_client_id {
+            return Ok(Some(client_id.clone()));
+        }
+        let name = contract::client_name(request, &self.name_template).map_err(JobError::Invalid)?;
+        let client = self.okta.find_client_by_name(&name, budget).await?;
+        Ok(client.map(|client| client.client_id))
+    }
+
+    async fn publish_result(&self, result: &ResultMessage) -> Settlement {
+        let properties = json_properties()
+            .with_correlation_id(result.request_id.as_str().into())
+            .with_message_id(uuid::Uuid::new_v4().to_string().into())
+            .with_timestamp(unix_seconds())
+            .with_app_id("okta-dcr-worker".into());
+        let routing_key = result.routing_key();
+        let published = self
+            .publisher
+            .publish(
+                &self.topology.result_exchange,
+                &routing_key,
+                &result.to_json(),
+                properties,
+            )
+            .await;
+        match published {
+            Ok(()) => {
+                debug!(%routing_key, "Result published.");
+                Settlement::Ack
+            }
+            Err(error) => {
+                error!(%routing_key, cause = %error, "Publishing the result failed; the request goes back to the queue.");
+                Settlement::Requeue
+            }
+        }
+    }
+
+    async fn dead_letter(&self, delivery: &Delivery, reason: &DeadLetterReason) -> Settlement {
+        let now = OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default();
+        let headers = headers::with_dead_letter_reason(
+            delivery.properties.headers().as_ref(),
+            reason,
+            delivery.exchange.as_str(),
+            delivery.routing_key.as_str(),
+            &now,
+        );
+        let properties = copy_properties(&delivery.properties).with_headers(headers);
+        let published = self
+            .publisher
+            .publish(
+                &self.topology.dead_letter_exchange,
+                &self.topology.dead_letter_queue,
+                &delivery.data,
+                properties,
+            )
+            .await;
+        match published {
+            Ok(()) => Settlement::Ack,
+            Err(error) => {
+                error!(cause = %error, code = %reason.code, "Dead-lettering failed; the request goes back to the queue.");
+                Settlement::Requeue
+            }
+        }
+    }
+}
+
+fn success(
+    request: &Request,
+    state: CredentialState,
+    client: &RegisteredClient,
+    reason: &str,
+) -> ResultMessage {
+    let data = ResultData {
+        client_id: client.client_id.clone(),
+        client_secret: client.client_secret.clone(),
+        client_id_issued_at: client.client_id_issued_at,
+        client_secret_expires_at: client.client_secret_expires_at,
+    };
+    ResultMessage::success(
+        request,
+        state,
+        Some(data),
+        Some(client.client_id.clone()),
+        reason,
+        0,
+    )
+}
+
+fn absent(request: &Request) -> ResultMessage {
+    ResultMessage::success(
+        request,
+        CredentialState::Inactive,
+        None,
+        None,
+        "client already absent",
+        0,
+    )
+}
+
+/// Attempts recorded by earlier deliveries (a delay queue or a replay carries the count).
+fn prior_attempts(headers: Option<&FieldTable>) -> u32 {
+    headers::integer(headers, headers::ATTEMPTS)
+        .and_then(|value| u32::try_from(value).ok())
+        .unwrap_or(0)
+}
+
+/// Keeps the properties a dead-lettered request must carry so that a replay is identical to
+/// the original publish.
+fn copy_properties(properties: &BasicProperties) -> BasicProperties {
+    let mut copy = json_properties();
+    if let Some(content_type) = properties.content_type() {
+        copy = copy.with_content_type(content_type.clone());
+    }
+    if let Some(message_id) = properties.message_id() {
+        copy = copy.with_message_id(message_id.clone());
+    }
+    if let Some(correlation_id) = properties.correlation_id() {
+        copy = copy.with_correlation_id(correlation_id.clone());
+    }
+    if let Some(timestamp) = properties.timestamp() {
+        copy = copy.with_timestamp(*timestamp);
+    }
+    copy
+}
+
+fn unix_seconds() -> u64 {
+    OffsetDateTime::now_utc().unix_timestamp().max(0) as u64
+}
+
+/// Returns a text header value.
+#[allow(dead_code)]
+fn text_value(value: &str) -> AMQPValue {
+    AMQPValue::LongString(LongString::from(value))
+}
