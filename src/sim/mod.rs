@@ -66,6 +66,8 @@ mod routes;
 mod state;
 mod validation;
 
+#[cfg(test)]
+mod tests;
 
 use std::future::Future;
 use std::io;
