@@ -1,1 +1,313 @@
-//! (module under construction)
+//! `okta-sim`: an in-memory stand-in for the parts of Okta the worker uses, for demos,
+//! end-to-end tests and benchmarks.
+//!
+//! It serves the Dynamic Client Registration API (`/oauth2/v1/clients`, including
+//! `lifecycle/newSecret`), app activation and deactivation
+//! (`/api/v1/apps/{appId}/lifecycle/...`) and group assignment
+//! (`PUT /api/v1/apps/{appId}/groups/{groupId}`). Every Okta route takes
+//! `Authorization: SSWS <token>` and responds with `Date`, `X-Okta-Request-Id` and
+//! `X-Rate-Limit-Limit`/`-Remaining`/`-Reset` headers. Rate limits count per one-minute window
+//! in two buckets, `/oauth2/v1/clients*` and `/api/v1/apps*`. Nothing is persisted: the state
+//! lives as long as the process.
+//!
+//! In-process, [`start`] returns a [`SimHandle`] to inspect clients and requests and to script
+//! [`Fault`]s. The `okta-sim` subcommand runs [`serve_forever`], which prints one line such as
+//!
+//! ```text
+//! okta-sim base_url=http://127.0.0.1:8080 api_token=00Ab...
+//! ```
+//!
+//! (`api_token` appears only when the token was generated) and serves until Ctrl-C or SIGTERM.
+//!
+//! # Control API
+//!
+//! A separate process is driven over HTTP under `/sim/v1/`, with the same
+//! `Authorization: SSWS <token>` header. Control requests are not recorded, delayed,
+//! rate-limited or faulted, and keep working after the token was set to rejected.
+//!
+//! | Request | Effect |
+//! | --- | --- |
+//! | `GET /sim/v1/clients` | JSON array of [`SimClient`], with current secrets |
+//! | `POST /sim/v1/faults` | queues a [`Fault`] (JSON); 204, or 400 naming the problem |
+//! | `GET /sim/v1/faults` | faults still queued, with the uses left in `count` |
+//! | `DELETE /sim/v1/faults` | removes all queued faults; 204 |
+//! | `GET /sim/v1/requests` | JSON array of [`RecordedRequest`], in arrival order |
+//! | `POST /sim/v1/token` | `{"accepted": false}` makes every Okta route respond 401; `true` restores |
+//!
+//! For example, to make the next two registrations fail with 503, and the next delete remove
+//! the client but respond 502 as if the response was lost:
+//!
+//! ```sh
+//! H="Authorization: SSWS $TOKEN"
+//! curl -sf -H "$H" -H 'Content-Type: application/json' "$BASE/sim/v1/faults" -d '{
+//!   "method": "POST", "path": "/oauth2/v1/clients", "count": 2,
+//!   "action": {"kind": "respond", "status": 503,
+//!              "body": {"errorCode": "E0000009", "errorSummary": "Internal Server Error"}}}'
+//! curl -sf -H "$H" -H 'Content-Type: application/json' "$BASE/sim/v1/faults" -d '{
+//!   "method": "DELETE", "path": "/oauth2/v1/clients/*",
+//!   "action": {"kind": "apply_then_respond", "status": 502}}'
+//! curl -sf -H "$H" "$BASE/sim/v1/requests"
+//! ```
+//!
+//! A fault has the fields `method` (or `*`), `path` (`*` matches one segment), `count`
+//! (default 1), `delay_ms` (default 0) and `action`. The action has `kind` (`respond` or
+//! `apply_then_respond`), `status`, and optional `body`, `headers` and
+//! `rate_limit_reset_in_secs`, which sets `X-Rate-Limit-Reset` to `Date` plus that many seconds
+//! and Remaining to 0. [`Fault`] describes each field.
+
+mod auth;
+mod control;
+mod faults;
+mod ids;
+mod okta_errors;
+mod pipeline;
+mod rate_limit;
+mod routes;
+mod state;
+mod validation;
+
+#[cfg(test)]
+mod tests;
+
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use control::TokenAcceptance;
+pub use faults::{Fault, FaultAction, FaultError, ScriptedResponse};
+pub use okta_errors::{oauth_error_body, okta_error_body};
+pub use state::{AppStatus, RecordedRequest, SimClient};
+
+use crate::secret::Secret;
+use state::{Settings, SimState};
+
+/// Settings of a simulator instance.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// Token the Okta and control routes accept as `SSWS <token>`. `None` generates a random
+    /// Okta-shaped token at start, readable through [`SimHandle::api_token`].
+    pub api_token: Option<Secret>,
+    /// Delay before every Okta-route response, to imitate network and Okta latency. Default 0.
+    pub latency: Duration,
+    /// Requests allowed per bucket per one-minute window before 429 E0000047. `None` (the
+    /// default) never rejects, and reports a limit of 10000 with the real remaining count.
+    pub rate_limit_per_minute: Option<u32>,
+    /// When `true`, deleting an ACTIVE client gets 403 E0000056, so the worker must
+    /// deactivate it first. Default `false`.
+    pub delete_requires_inactive: bool,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            api_token: None,
+            latency: Duration::ZERO,
+            rate_limit_per_minute: None,
+            delete_requires_inactive: false,
+        }
+    }
+}
+
+/// A running simulator. Clones share the same server. The server stops on
+/// [`SimHandle::shutdown`], or once every clone is dropped.
+#[derive(Clone)]
+pub struct SimHandle {
+    state: Arc<SimState>,
+    server: Arc<Server>,
+}
+
+/// The server task and the signal that stops it; dropping the sender also stops it.
+struct Server {
+    stop: watch::Sender<()>,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// Starts the simulator on `listener` in a spawned task and returns at once.
+///
+/// # Errors
+///
+/// Fails when the listener's local address cannot be read.
+pub async fn start(listener: TcpListener, config: SimConfig) -> io::Result<SimHandle> {
+    let base_url = base_url_for(listener.local_addr()?);
+    let api_token = config.api_token.unwrap_or_else(ids::new_api_token);
+    let settings = Settings {
+        latency: config.latency,
+        delete_requires_inactive: config.delete_requires_inactive,
+    };
+    let state = Arc::new(SimState::new(
+        settings,
+        config.rate_limit_per_minute,
+        api_token,
+        base_url,
+    ));
+
+    let app = routes::router(state.clone())
+        .merge(control::router(state.clone()))
+        .with_state(state.clone());
+    let (stop, mut stopped) = watch::channel(());
+    let stop_signal = async move {
+        // Resolves on an explicit stop and also when every sender was dropped.
+        let _ = stopped.changed().await;
+    };
+    let task = tokio::spawn(async move {
+        if let Err(error) = axum::serve(listener, app)
+            .with_graceful_shutdown(stop_signal)
+            .await
+        {
+            tracing::error!(%error, "okta-sim server failed");
+        }
+    });
+    tracing::info!(base_url = %state.base_url, "Started okta-sim");
+
+    let server = Arc::new(Server {
+        stop,
+        task: Mutex::new(Some(task)),
+    });
+    Ok(SimHandle { state, server })
+}
+
+impl SimHandle {
+    /// Returns the URL to give the worker as its Okta base URL, such as
+    /// `http://127.0.0.1:8080`. A listener on an unspecified address (`0.0.0.0`, `::`) is
+    /// reported as loopback.
+    pub fn base_url(&self) -> String {
+        self.state.base_url.clone()
+    }
+
+    /// Returns the token the simulator accepts as `SSWS <token>`.
+    pub fn api_token(&self) -> &Secret {
+        &self.state.api_token
+    }
+
+    /// Returns all clients in creation order, with current secrets, status and groups.
+    pub fn clients(&self) -> Vec<SimClient> {
+        self.state.lock().clients.snapshot()
+    }
+
+    /// Queues a fault after those already queued; the first matching fault is used. A fault
+    /// with an invalid status responds 500 and its invalid headers are skipped, whereas the
+    /// control API rejects such faults with 400.
+    pub fn script(&self, fault: Fault) {
+        if let Err(error) = fault.validate() {
+            tracing::warn!(%error, "Scripted an invalid fault");
+        }
+        self.state.lock().faults.push(fault);
+    }
+
+    /// Removes every queued fault.
+    pub fn clear_faults(&self) {
+        self.state.lock().faults.clear();
+    }
+
+    /// Returns the faults still queued; `count` is the number of uses left.
+    pub fn pending_faults(&self) -> Vec<Fault> {
+        self.state.lock().faults.pending()
+    }
+
+    /// Returns the completed requests on Okta routes (unknown paths included, control routes
+    /// excluded) in arrival order. A request still in progress is not listed yet. Only the
+    /// last 100 000 requests are kept.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.state.lock().requests.completed()
+    }
+
+    /// With `false`, every Okta route responds 401 E0000011 even with the right token, as when
+    /// Okta revokes the worker's credential. `true` restores normal checking.
+    pub fn set_token_accepted(&self, accepted: bool) {
+        self.state.lock().token_accepted = accepted;
+    }
+
+    /// Stops accepting connections, lets requests in progress finish, and waits for the
+    /// server task to end. Other clones of the handle see a stopped server.
+    pub async fn shutdown(self) {
+        self.server.stop.send_replace(());
+        let task = self
+            .server
+            .task
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(task) = task {
+            if let Err(error) = task.await {
+                tracing::error!(%error, "okta-sim server task ended abnormally");
+            }
+        }
+        tracing::info!(base_url = %self.state.base_url, "Stopped okta-sim");
+    }
+}
+
+/// Binds `addr`, prints one line with the base URL (and the API token when it was generated)
+/// to stdout, and serves until Ctrl-C (SIGINT) or SIGTERM.
+///
+/// # Errors
+///
+/// Fails when the address cannot be bound or the signal handlers cannot be installed.
+pub async fn serve_forever(addr: SocketAddr, config: SimConfig) -> io::Result<()> {
+    let listener = TcpListener::bind(addr).await?;
+    // Installed before the line is printed, so a script that sends SIGTERM as soon as it reads
+    // the line still gets a graceful stop.
+    let stop = stop_signal()?;
+    serve_until(listener, config, |line| println!("{line}"), stop).await
+}
+
+/// Starts the simulator, passes the startup line to `announce`, and serves until `stop`
+/// resolves.
+async fn serve_until(
+    listener: TcpListener,
+    config: SimConfig,
+    announce: impl FnOnce(&str),
+    stop: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let token_generated = config.api_token.is_none();
+    let handle = start(listener, config).await?;
+
+    let mut line = format!("okta-sim base_url={}", handle.base_url());
+    if token_generated {
+        // The generated token is printed so the user can pass it to the worker. This line is
+        // the only place it appears.
+        line.push_str(&format!(" api_token={}", handle.api_token().expose()));
+    }
+    announce(&line);
+
+    stop.await;
+    handle.shutdown().await;
+    Ok(())
+}
+
+#[cfg(unix)]
+fn stop_signal() -> io::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => tracing::info!(signal = "SIGINT", "Stopping okta-sim"),
+            _ = terminate.recv() => tracing::info!(signal = "SIGTERM", "Stopping okta-sim"),
+        }
+    })
+}
+
+#[cfg(not(unix))]
+fn stop_signal() -> io::Result<impl Future<Output = ()>> {
+    Ok(async {
+        match tokio::signal::ctrl_c().await {
+            Ok(()) => tracing::info!("Stopping okta-sim after Ctrl-C"),
+            Err(error) => tracing::error!(%error, "Failed to wait for Ctrl-C, stopping okta-sim"),
+        }
+    })
+}
+
+fn base_url_for(addr: SocketAddr) -> String {
+    let ip = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!("http://{}", SocketAddr::new(ip, addr.port()))
+}
