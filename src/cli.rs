@@ -49,6 +49,10 @@ enum Command {
         /// Okta calls allowed per minute and route bucket; 0 means no limit.
         #[arg(long, default_value_t = 0)]
         rate_limit_per_minute: u32,
+        /// File to write the API token to (mode 0600), for a worker that reads it through
+        /// OKTA_API_TOKEN_FILE; the token is then not printed.
+        #[arg(long)]
+        token_file: Option<PathBuf>,
     },
     /// Run the whole flow on this machine's RabbitMQ with an embedded okta-sim: start the
     /// worker, publish the request files, print their results, clean up.
@@ -91,6 +95,7 @@ async fn run_command(command: Command) -> ExitCode {
             token,
             latency_ms,
             rate_limit_per_minute,
+            token_file,
         } => {
             let config = crate::sim::SimConfig {
                 api_token: token.map(Secret::new),
@@ -98,10 +103,14 @@ async fn run_command(command: Command) -> ExitCode {
                 rate_limit_per_minute: (rate_limit_per_minute > 0).then_some(rate_limit_per_minute),
                 ..crate::sim::SimConfig::default()
             };
-            match crate::sim::serve_forever(listen, config).await {
+            let served = match token_file {
+                Some(path) => serve_sim_with_token_file(listen, config, &path).await,
+                None => crate::sim::serve_forever(listen, config).await,
+            };
+            match served {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
-                    eprintln!("okta-dcr-worker: okta-sim cannot listen on {listen}: {error}");
+                    eprintln!("okta-dcr-worker: okta-sim on {listen} failed: {error}");
                     ExitCode::FAILURE
                 }
             }
@@ -130,6 +139,37 @@ async fn run_worker(concurrency: Option<u16>) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+async fn serve_sim_with_token_file(
+    listen: SocketAddr,
+    config: crate::sim::SimConfig,
+    path: &std::path::Path,
+) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let simulator = crate::sim::start(listener, config).await?;
+    write_private_file(path, simulator.api_token().expose())?;
+    println!(
+        "okta-sim base_url={} api_token_file={}",
+        simulator.base_url(),
+        path.display()
+    );
+    shutdown_signal().await;
+    simulator.shutdown().await;
+    Ok(())
+}
+
+fn write_private_file(path: &std::path::Path, content: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(content.as_bytes())
 }
 
 fn setting_failed(error: settings::SettingsError) -> ExitCode {
