@@ -16,6 +16,9 @@ mod retry;
 mod route;
 mod transport;
 
+#[cfg(test)]
+mod tests;
+
 
 pub use client::{Deletion, OktaClient};
 pub use config::{OktaAuth, OktaConfig};
