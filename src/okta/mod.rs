@@ -1,2 +1,28 @@
-//! (module under construction)
+//! Client for Okta's Dynamic Client Registration and app APIs.
+//!
+//! Every call retries transient failures (rate limits, server errors, timeouts) with capped
+//! exponential backoff, or until the rate-limit reset when Okta names one, within a
+//! [`RetryBudget`] shared by all calls made for one request. Errors carry a class and a
+//! stable code (see [`error`]) so the worker can decide between failing the request,
+//! delaying it and stopping.
+
+mod client;
+mod config;
+pub mod error;
 pub mod model;
+mod pagination;
+mod rate_limit;
+mod retry;
+mod route;
+mod transport;
+
+#[cfg(test)]
+mod tests;
+
+
+pub use client::{Deletion, OktaClient};
+pub use config::{OktaAuth, OktaConfig};
+pub use error::{ApiError, ErrorBody, ErrorClass, OktaError};
+pub use model::RegisteredClient;
+pub use rate_limit::{RateLimitBucket, RateLimitSnapshot};
+pub use retry::RetryBudget;

@@ -1,0 +1,208 @@
+//! One Okta HTTP call: authorization, timeout, rate-limit bookkeeping, metrics and the
+//! mapping of a failed response to [`OktaError`]. Retries wrap this in [`super::retry`].
+
+use std::time::{Duration, Instant};
+
+use reqwest::header::{HeaderMap, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use serde::de::DeserializeOwned;
+use url::Url;
+
+use super::config::{OktaAuth, OktaConfig};
+use super::error::OktaError;
+use super::rate_limit::{RateLimitSnapshot, RateLimitTracker};
+use super::retry::{RetryBudget, RetryPolicy};
+use super::route::Route;
+
+/// `User-Agent` of every call, naming the product and version.
+const USER_AGENT: &str = concat!("okta-dcr-worker/", env!("CARGO_PKG_VERSION"));
+
+/// Shared state of an `OktaClient`.
+pub(crate) struct Transport {
+    pub(crate) http: reqwest::Client,
+    pub(crate) org_url: Url,
+    pub(crate) auth: OktaAuth,
+    pub(crate) call_timeout: Duration,
+    pub(crate) policy: RetryPolicy,
+    pub(crate) rate_limits: RateLimitTracker,
+}
+
+/// A success response, read in full.
+pub(crate) struct Success {
+    pub(crate) status: u16,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Vec<u8>,
+    route: Route,
+}
+
+impl Transport {
+    /// Builds the HTTP client. Redirects are not followed, so that the credential is never
+    /// sent to a host other than the configured org.
+    pub(crate) fn new(config: OktaConfig) -> Result<Self, OktaError> {
+        config.validate()?;
+        let http = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
+            .timeout(config.call_timeout)
+            .connect_timeout(config.call_timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|error| OktaError::Config(format!("cannot build the HTTP client: {error}")))?;
+        Ok(Self {
+            http,
+            org_url: config.org_url,
+            auth: config.auth,
+            call_timeout: config.call_timeout,
+            policy: RetryPolicy {
+                min_backoff: config.min_backoff,
+                max_backoff: config.max_backoff,
+            },
+            rate_limits: RateLimitTracker::default(),
+        })
+    }
+
+    /// Returns the org URL with `segments` appended, each percent-encoded as one segment
+    /// (a `/` in an id becomes `%2F`).
+    pub(crate) fn url(&self, segments: &[&str]) -> Result<Url, OktaError> {
+        for segment in segments {
+            if segment.is_empty() || *segment == "." || *segment == ".." {
+                return Err(OktaError::InvalidId {
+                    value: (*segment).to_owned(),
+                });
+            }
+        }
+        let mut url = self.org_url.clone();
+        url.set_query(None);
+        url.set_fragment(None);
+        url.path_segments_mut()
+            .map_err(|()| OktaError::Config(format!("org URL {} has no path", self.org_url)))?
+            .pop_if_empty()
+            .extend(segments);
+        Ok(url)
+    }
+
+    /// Sends the call, retrying transient failures within the budget.
+    pub(crate) async fn call(
+        &self,
+        route: Route,
+        url: &Url,
+        body: Option<&[u8]>,
+        budget: &RetryBudget,
+    ) -> Result<Success, OktaError> {
+        let policy = self.policy;
+        policy
+            .run(route, budget, || self.attempt(route, url, body, budget))
+            .await
+    }
+
+    /// Sends one HTTP request and reads the whole response.
+    async fn attempt(
+        &self,
+        route: Route,
+        url: &Url,
+        body: Option<&[u8]>,
+        budget: &RetryBudget,
+    ) -> Result<Success, OktaError> {
+        budget.record_attempt();
+        let authorization = self.auth.authorization().await?;
+        let mut request = self
+            .http
+            .request(route.method(), url.clone())
+            .header(AUTHORIZATION, authorization)
+            .header(ACCEPT, "application/json");
+        if let Some(body) = body {
+            request = request
+                .header(CONTENT_TYPE, "application/json")
+                .body(body.to_vec());
+        }
+
+        let started = Instant::now();
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(error) => return Err(self.failed_call(route, error, started)),
+        };
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let snapshot = self.observe_rate_limit(route, &headers);
+        let body = match response.bytes().await {
+            Ok(body) => body.to_vec(),
+            Err(error) => return Err(self.failed_call(route, error, started)),
+        };
+        record_call(route, &status.to_string(), started);
+
+        if (200..300).contains(&status) {
+            return Ok(Success {
+                status,
+                headers,
+                body,
+                route,
+            });
+        }
+        // Okta sends the rate-limit headers on every response, so the reset time bounds the
+        // wait only when the call was throttled or the bucket is spent. A 503 with calls left
+        // in the window falls back to the exponential backoff.
+        let retry_after = snapshot
+            .filter(|s| status == 429 || s.remaining.is_none_or(|left| left == 0))
+            .and_then(|s| s.wait_for_reset());
+        Err(OktaError::from_response(
+            route.template(),
+            status,
+            &headers,
+            &body,
+            retry_after,
+        ))
+    }
+
+    /// Stores the rate-limit headers of a response.
+    fn observe_rate_limit(&self, route: Route, headers: &HeaderMap) -> Option<RateLimitSnapshot> {
+        let snapshot = RateLimitSnapshot::from_headers(headers)?;
+        self.rate_limits.record(route.bucket(), snapshot);
+        Some(snapshot)
+    }
+
+    fn failed_call(&self, route: Route, error: reqwest::Error, started: Instant) -> OktaError {
+        if error.is_timeout() {
+            record_call(route, "timeout", started);
+            return OktaError::Timeout {
+                route: route.template(),
+                timeout: self.call_timeout,
+            };
+        }
+        record_call(route, "error", started);
+        OktaError::Transport {
+            route: route.template(),
+            source: error,
+        }
+    }
+}
+
+impl Success {
+    /// Parses the body as JSON. A body that does not parse yields `InvalidResponse` whose
+    /// detail gives only the position, because the body may contain a client secret.
+    pub(crate) fn json<T: DeserializeOwned>(&self) -> Result<T, OktaError> {
+        serde_json::from_slice(&self.body).map_err(|error| OktaError::InvalidResponse {
+            route: self.route.template(),
+            status: self.status,
+            detail: format!(
+                "{:?} error in the JSON body at line {} column {}",
+                error.classify(),
+                error.line(),
+                error.column()
+            ),
+            request_id: self.request_id(),
+        })
+    }
+
+    /// Returns the `X-Okta-Request-Id` header.
+    pub(crate) fn request_id(&self) -> Option<String> {
+        let value = self.headers.get("x-okta-request-id")?.to_str().ok()?;
+        Some(value.to_owned())
+    }
+}
+
+/// Records `okta_calls_total{route,status}` and `okta_call_duration_seconds{route}`.
+fn record_call(route: Route, status: &str, started: Instant) {
+    let template = route.template();
+    metrics::counter!("okta_calls_total", "route" => template, "status" => status.to_owned())
+        .increment(1);
+    metrics::histogram!("okta_call_duration_seconds", "route" => template)
+        .record(started.elapsed().as_secs_f64());
+}
