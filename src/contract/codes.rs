@@ -17,7 +17,7 @@ pub const UNSUPPORTED_OPERATION: &str = "unsupported_operation";
 pub const OKTA_REJECTED: &str = "okta_rejected";
 /// Okta returned HTTP 404 for a client the request names by `idpClientId`.
 pub const OKTA_NOT_FOUND: &str = "okta_not_found";
-/// Okta did not answer, timed out or returned HTTP 5xx; retryable.
+/// Okta was unreachable, timed out or returned HTTP 5xx; retryable.
 pub const OKTA_UNAVAILABLE: &str = "okta_unavailable";
 /// Okta returned HTTP 429 after the worker's retries; retryable.
 pub const OKTA_RATE_LIMITED: &str = "okta_rate_limited";

@@ -9,8 +9,8 @@ use super::error::ValidationError;
 use super::mapping;
 use super::vocabulary::read_settings;
 
-/// An OAuth 2.0 grant type this worker registers. Okta also knows `password`, device and
-/// SAML grants, which are rejected here as unknown.
+/// An OAuth 2.0 grant type this worker registers. Okta also supports `password` and SAML
+/// bearer grants, which are rejected here as unknown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum GrantType {
     /// `client_credentials`: a machine client with no user.
@@ -174,7 +174,8 @@ macro_rules! display_as_str {
 
 display_as_str!(GrantType, AuthMethod, ApplicationType, ResponseType);
 
-/// The client a provision request asks for, validated against the mapping rules.
+/// The OAuth 2.0 client described by a provision request, validated against the mapping
+/// rules.
 ///
 /// Defaults, when `credentialData` names nothing: grant `client_credentials` with
 /// `client_secret_basic`. The method defaults to `private_key_jwt` when keys are given,
@@ -198,9 +199,9 @@ pub struct CredentialData {
     pub jwks: Option<Value>,
     /// JWKS URL for private_key_jwt (absolute https).
     pub jwks_uri: Option<String>,
-    /// `client_name` as requested. The Okta client name always comes from the name template
-    /// (it is how the worker finds the client again); this is only checked to be at most 100
-    /// characters without control characters.
+    /// `client_name` as requested, checked to be at most 100 characters without control
+    /// characters. It does not become the Okta client name, because that name comes from the
+    /// name template so that the worker can find the client again.
     pub client_name: Option<String>,
 }
 

@@ -20,8 +20,8 @@ pub struct Envelope {
     pub body: Map<String, Value>,
 }
 
-/// Why a message body cannot be decoded. None of the variants contain the body beyond the
-/// short excerpt of a content type or request id.
+/// Errors from decoding a message body. No variant contains the body, except a short
+/// excerpt of the content type or the request id.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
     /// The body is larger than the maximum.

@@ -54,9 +54,9 @@ impl EncryptionHash {
 pub struct EncryptionSpec {
     /// The consumer's RSA public key, parsed from the PEM in `encryption.key`.
     pub public_key: RsaPublicKey,
-    /// Padding; `RSA-OAEP` unless `encryption.algorithm` says `PKCS`.
+    /// Padding; `RSA-OAEP` unless `encryption.algorithm` is `PKCS`.
     pub algorithm: EncryptionAlgorithm,
-    /// OAEP hash; `SHA256` unless `encryption.hash` says `SHA1`.
+    /// OAEP hash; `SHA256` unless `encryption.hash` is `SHA1`.
     pub hash: EncryptionHash,
 }
 

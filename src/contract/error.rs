@@ -33,7 +33,7 @@ pub struct ValidationError {
     pub field: String,
     /// Excerpt of the rejected value, never key material.
     pub value: Option<String>,
-    /// Why the value is rejected and, where useful, what to send instead.
+    /// Reason for the rejection and, where useful, what to send instead.
     pub message: String,
 }
 

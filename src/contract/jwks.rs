@@ -23,7 +23,8 @@ pub const MIN_RSA_BITS: usize = 2048;
 /// and 6.4.1).
 const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
 
-/// EC curves Okta accepts for `private_key_jwt`, with the coordinate length in bytes.
+/// EC curves of JWA's ES256, ES384 and ES512 (RFC 7518 section 3.4), with the coordinate
+/// length in bytes.
 const EC_CURVES: [(&str, usize); 3] = [("P-256", 32), ("P-384", 48), ("P-521", 66)];
 
 /// Validates `jwks` (a JWKS object or a PEM public key string) and returns a JWKS object
@@ -149,7 +150,7 @@ fn normalize_jwk(key: &Value, field: &str) -> Result<Map<String, Value>, Validat
             return Err(ValidationError::invalid(
                 format!("{field}.kty"),
                 other,
-                "unsupported key type; Okta accepts `RSA` and `EC` keys for private_key_jwt",
+                "unsupported key type; use an `RSA` or `EC` key",
             ))
         }
     };

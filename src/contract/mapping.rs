@@ -68,7 +68,7 @@ pub(crate) fn resolve(
     })
 }
 
-/// What the rules decide about the client.
+/// The application type, method and response types the rules chose.
 struct Profile {
     application_type: ApplicationType,
     method: AuthMethod,
@@ -474,5 +474,417 @@ fn grant_list(grants: &[GrantType]) -> String {
         Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
         Some((last, _)) => last.clone(),
         None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::super::jwks::tests::{RFC7638_N, RFC7638_SPKI_PEM, RFC7638_THUMBPRINT};
+    use super::*;
+
+    fn parse(value: Value) -> Result<CredentialData, ValidationError> {
+        match value {
+            Value::Object(map) => CredentialData::parse(&map, "credentialData"),
+            _ => Err(ValidationError::missing("credentialData", "")),
+        }
+    }
+
+    fn code_flow(extra: Value) -> Value {
+        let mut data = json!({
+            "grant_types": ["authorization_code"],
+            "redirect_uris": ["https://app.example.test/cb"],
+        });
+        if let (Value::Object(data), Value::Object(extra)) = (&mut data, extra) {
+            data.extend(extra);
+        }
+        data
+    }
+
+    #[test]
+    fn empty_data_gets_defaults() {
+        let data = parse(json!({})).unwrap();
+        assert_eq!(data.grant_types, vec![GrantType::ClientCredentials]);
+        assert_eq!(
+            data.token_endpoint_auth_method,
+            AuthMethod::ClientSecretBasic
+        );
+        assert_eq!(data.application_type, ApplicationType::Service);
+        assert_eq!(data.response_types, vec![ResponseType::Token]);
+        assert!(data.redirect_uris.is_empty());
+        assert!(data.issues_secret());
+    }
+
+    #[test]
+    fn client_credentials_mixed_rejected() {
+        let error = parse(json!({ "grant_types": ["client_credentials", "authorization_code"] }))
+            .unwrap_err();
+        assert_eq!(error.field, "credentialData.grant_types");
+        assert!(error.message.contains("`client_credentials`"), "{error}");
+        assert!(error.message.contains("`authorization_code`"), "{error}");
+    }
+
+    #[test]
+    fn client_credentials_with_none_rejected() {
+        let error = parse(json!({ "token_endpoint_auth_method": "none" })).unwrap_err();
+        assert_eq!(error.field, "credentialData.token_endpoint_auth_method");
+        assert_eq!(error.value.as_deref(), Some("none"));
+    }
+
+    #[test]
+    fn client_credentials_with_redirect_rejected() {
+        let error = parse(json!({ "redirectURLs": ["https://app.example.test/cb"] })).unwrap_err();
+        assert_eq!(error.field, "credentialData.redirectURLs[0]");
+        assert!(error.message.contains("do not use redirect URIs"));
+    }
+
+    #[test]
+    fn client_credentials_as_web_rejected() {
+        let error = parse(json!({ "application_type": "web" })).unwrap_err();
+        assert_eq!(error.field, "credentialData.application_type");
+        assert_eq!(error.value.as_deref(), Some("web"));
+    }
+
+    #[test]
+    fn client_credentials_response_type_code_rejected() {
+        let error = parse(json!({ "response_types": ["code"] })).unwrap_err();
+        assert_eq!(error.field, "credentialData.response_types[0]");
+    }
+
+    #[test]
+    fn client_credentials_secret_post_accepted() {
+        let data = parse(json!({ "tokenAuthMethod": "client_secret_post" })).unwrap();
+        assert_eq!(
+            data.token_endpoint_auth_method,
+            AuthMethod::ClientSecretPost
+        );
+    }
+
+    #[test]
+    fn client_credentials_with_pem_uses_private_key_jwt() {
+        let data = parse(json!({ "jwks": RFC7638_SPKI_PEM })).unwrap();
+        assert_eq!(data.token_endpoint_auth_method, AuthMethod::PrivateKeyJwt);
+        assert!(!data.issues_secret());
+        let jwks = data.jwks.unwrap();
+        assert_eq!(jwks["keys"][0]["kid"], RFC7638_THUMBPRINT);
+    }
+
+    #[test]
+    fn private_key_jwt_without_keys_rejected() {
+        let error = parse(json!({ "tokenAuthMethod": "private_key_jwt" })).unwrap_err();
+        assert_eq!(
+            error.to_string().split(':').next(),
+            Some("missing `credentialData.jwks`")
+        );
+    }
+
+    #[test]
+    fn private_key_jwt_with_jwks_uri_accepted() {
+        let data = parse(json!({
+            "tokenAuthMethod": "private_key_jwt",
+            "jwksURI": "https://keys.example.test/jwks.json",
+        }))
+        .unwrap();
+        assert_eq!(
+            data.jwks_uri.as_deref(),
+            Some("https://keys.example.test/jwks.json")
+        );
+    }
+
+    #[test]
+    fn http_jwks_uri_rejected() {
+        let error = parse(json!({
+            "tokenAuthMethod": "private_key_jwt",
+            "jwks_uri": "http://keys.example.test/jwks.json",
+        }))
+        .unwrap_err();
+        assert_eq!(error.field, "credentialData.jwks_uri");
+    }
+
+    #[test]
+    fn jwks_and_jwks_uri_rejected() {
+        let error = parse(json!({
+            "jwks": RFC7638_SPKI_PEM,
+            "jwks_uri": "https://keys.example.test/jwks.json",
+        }))
+        .unwrap_err();
+        assert_eq!(error.field, "credentialData.jwks");
+    }
+
+    #[test]
+    fn keys_with_secret_method_rejected() {
+        let error = parse(json!({
+            "tokenAuthMethod": "client_secret_basic",
+            "jwks": RFC7638_SPKI_PEM,
+        }))
+        .unwrap_err();
+        assert_eq!(error.field, "credentialData.jwks");
+        assert!(error.message.contains("`client_secret_basic`"));
+    }
+
+    #[test]
+    fn jwk_private_member_reported_in_path() {
+        let jwk = json!({ "kty": "RSA", "n": RFC7638_N, "e": "AQAB", "d": "cHJpdmF0ZQ" });
+        let error = parse(json!({ "jwks": { "keys": [jwk] } })).unwrap_err();
+        assert_eq!(error.field, "credentialData.jwks.keys[0].d");
+        assert!(!error.to_string().contains("cHJpdmF0ZQ"));
+    }
+
+    #[test]
+    fn authorization_code_without_method_is_browser() {
+        let data = parse(code_flow(json!({}))).unwrap();
+        assert_eq!(data.application_type, ApplicationType::Browser);
+        assert_eq!(data.token_endpoint_auth_method, AuthMethod::None);
+        assert_eq!(data.response_types, vec![ResponseType::Code]);
+    }
+
+    #[test]
+    fn authorization_code_with_secret_is_web() {
+        let data = parse(code_flow(json!({
+            "grant_types": ["authorization_code", "refresh_token"],
+            "token_endpoint_auth_method": "client_secret_post",
+        })))
+        .unwrap();
+        assert_eq!(data.application_type, ApplicationType::Web);
+        assert_eq!(
+            data.grant_types,
+            vec![GrantType::AuthorizationCode, GrantType::RefreshToken]
+        );
+    }
+
+    #[test]
+    fn authorization_code_with_private_key_jwt_is_web() {
+        let data = parse(code_flow(json!({ "jwks": RFC7638_SPKI_PEM }))).unwrap();
+        assert_eq!(data.application_type, ApplicationType::Web);
+        assert_eq!(data.token_endpoint_auth_method, AuthMethod::PrivateKeyJwt);
+    }
+
+    #[test]
+    fn explicit_web_defaults_to_secret() {
+        let data = parse(code_flow(json!({ "application_type": "web" }))).unwrap();
+        assert_eq!(
+            data.token_endpoint_auth_method,
+            AuthMethod::ClientSecretBasic
+        );
+    }
+
+    #[test]
+    fn explicit_web_with_none_rejected() {
+        let error = parse(code_flow(json!({
+            "application_type": "web",
+            "token_endpoint_auth_method": "none",
+        })))
+        .unwrap_err();
+        assert_eq!(error.value.as_deref(), Some("web"));
+    }
+
+    #[test]
+    fn explicit_browser_with_secret_rejected() {
+        let error = parse(code_flow(json!({
+            "application_type": "browser",
+            "tokenAuthMethod": "client_secret_basic",
+        })))
+        .unwrap_err();
+        assert_eq!(error.value.as_deref(), Some("browser"));
+    }
+
+    #[test]
+    fn explicit_service_with_code_rejected() {
+        let error = parse(code_flow(json!({ "application_type": "service" }))).unwrap_err();
+        assert!(error.message.contains("`authorization_code`"), "{error}");
+    }
+
+    #[test]
+    fn native_allows_custom_scheme() {
+        let data = parse(code_flow(json!({
+            "application_type": "native",
+            "redirect_uris": ["com.example.app:/callback"],
+        })))
+        .unwrap();
+        assert_eq!(data.application_type, ApplicationType::Native);
+        assert_eq!(data.redirect_uris, vec!["com.example.app:/callback"]);
+    }
+
+    #[test]
+    fn browser_custom_scheme_rejected() {
+        let error = parse(code_flow(
+            json!({ "redirect_uris": ["com.example.app:/callback"] }),
+        ))
+        .unwrap_err();
+        assert_eq!(error.field, "credentialData.redirect_uris[0]");
+    }
+
+    #[test]
+    fn native_without_code_rejected() {
+        let error = parse(json!({
+            "grant_types": ["implicit"],
+            "application_type": "native",
+            "redirect_uris": ["https://app.example.test/cb"],
+        }))
+        .unwrap_err();
+        assert_eq!(error.value.as_deref(), Some("native"));
+    }
+
+    #[test]
+    fn implicit_is_browser_with_token_types() {
+        let data = parse(json!({
+            "grant_types": ["implicit"],
+            "redirect_uris": ["https://app.example.test/cb"],
+        }))
+        .unwrap();
+        assert_eq!(data.application_type, ApplicationType::Browser);
+        assert_eq!(
+            data.response_types,
+            vec![ResponseType::Token, ResponseType::IdToken]
+        );
+    }
+
+    #[test]
+    fn implicit_with_secret_rejected() {
+        let error = parse(json!({
+            "grant_types": ["implicit"],
+            "token_endpoint_auth_method": "client_secret_basic",
+            "redirect_uris": ["https://app.example.test/cb"],
+        }))
+        .unwrap_err();
+        assert_eq!(error.value.as_deref(), Some("client_secret_basic"));
+    }
+
+    #[test]
+    fn refresh_token_alone_rejected() {
+        let error = parse(json!({
+            "grant_types": ["refresh_token"],
+            "redirect_uris": ["https://app.example.test/cb"],
+        }))
+        .unwrap_err();
+        assert!(error.message.contains("`refresh_token` needs"), "{error}");
+    }
+
+    #[test]
+    fn code_without_redirect_rejected() {
+        let error = parse(json!({ "grantType": "authorization_code" })).unwrap_err();
+        assert_eq!(error.field, "credentialData.redirect_uris");
+    }
+
+    #[test]
+    fn code_with_empty_redirect_list_rejected() {
+        let error = parse(code_flow(json!({ "redirect_uris": [] }))).unwrap_err();
+        assert_eq!(error.field, "credentialData.redirect_uris");
+    }
+
+    #[test]
+    fn bad_redirect_uris_rejected() {
+        for uri in [
+            "/cb",
+            "https://app.example.test/cb#x",
+            "http://app.example.test/cb",
+        ] {
+            let error = parse(code_flow(json!({ "redirect_uris": [uri] }))).unwrap_err();
+            assert_eq!(error.field, "credentialData.redirect_uris[0]", "{uri}");
+            assert_eq!(error.value.as_deref(), Some(uri));
+        }
+    }
+
+    #[test]
+    fn relative_redirect_message() {
+        let error = parse(code_flow(json!({ "redirect_uris": ["/cb"] }))).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "invalid `credentialData.redirect_uris[0]` value `/cb`: redirect URI must be absolute"
+        );
+    }
+
+    #[test]
+    fn loopback_redirect_accepted() {
+        let data = parse(code_flow(
+            json!({ "redirect_uris": ["http://localhost:8080/cb"] }),
+        ))
+        .unwrap();
+        assert_eq!(data.redirect_uris, vec!["http://localhost:8080/cb"]);
+    }
+
+    #[test]
+    fn unknown_grant_rejected() {
+        let error = parse(json!({ "grantType": "password" })).unwrap_err();
+        assert_eq!(error.field, "credentialData.grantType");
+        assert_eq!(error.value.as_deref(), Some("password"));
+    }
+
+    #[test]
+    fn unknown_method_rejected() {
+        let error = parse(json!({ "tokenAuthMethod": "tls_client_auth" })).unwrap_err();
+        assert_eq!(error.value.as_deref(), Some("tls_client_auth"));
+    }
+
+    #[test]
+    fn unknown_application_type_rejected() {
+        let error = parse(json!({ "application_type": "daemon" })).unwrap_err();
+        assert_eq!(error.value.as_deref(), Some("daemon"));
+    }
+
+    #[test]
+    fn empty_grant_list_rejected() {
+        let error = parse(json!({ "grant_types": [] })).unwrap_err();
+        assert_eq!(error.field, "credentialData.grant_types");
+    }
+
+    #[test]
+    fn response_type_code_without_grant_rejected() {
+        let error = parse(json!({
+            "grant_types": ["implicit"],
+            "response_types": ["code", "token"],
+            "redirect_uris": ["https://app.example.test/cb"],
+        }))
+        .unwrap_err();
+        assert_eq!(error.field, "credentialData.response_types[0]");
+    }
+
+    #[test]
+    fn response_types_missing_code_rejected() {
+        let error = parse(code_flow(json!({ "response_types": [] }))).unwrap_err();
+        assert!(error.message.contains("response type `code`"), "{error}");
+    }
+
+    #[test]
+    fn implicit_id_token_only_kept() {
+        let data = parse(json!({
+            "grant_types": ["implicit"],
+            "response_types": ["id_token"],
+            "redirect_uris": ["https://app.example.test/cb"],
+        }))
+        .unwrap();
+        assert_eq!(data.response_types, vec![ResponseType::IdToken]);
+    }
+
+    #[test]
+    fn scopes_kept() {
+        let data = parse(json!({ "scope": "orders.read orders.write" })).unwrap();
+        assert_eq!(data.scopes, vec!["orders.read", "orders.write"]);
+    }
+
+    #[test]
+    fn client_name_of_101_chars_rejected() {
+        let error = parse(json!({ "client_name": "n".repeat(101) })).unwrap_err();
+        assert_eq!(error.field, "credentialData.client_name");
+        assert!(error.message.contains("101 characters"), "{error}");
+    }
+
+    #[test]
+    fn client_name_with_control_rejected() {
+        let error = parse(json!({ "client_name": "my\u{7}client" })).unwrap_err();
+        assert_eq!(error.value.as_deref(), Some("my\\u{7}client"));
+    }
+
+    #[test]
+    fn client_name_kept() {
+        let data = parse(json!({ "client_name": "Orders" })).unwrap();
+        assert_eq!(data.client_name.as_deref(), Some("Orders"));
+    }
+
+    #[test]
+    fn grant_list_joins_names() {
+        let grants = [GrantType::AuthorizationCode, GrantType::Implicit];
+        assert_eq!(grant_list(&grants), "`authorization_code` and `implicit`");
     }
 }

@@ -73,7 +73,7 @@ impl Placeholder {
     }
 }
 
-/// Why a client name template is rejected. Positions count characters from 1.
+/// Errors from parsing a client name template. Positions count characters from 1.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TemplateError {
     /// A placeholder name other than the five known ones.
@@ -259,7 +259,7 @@ pub fn id_short(id: &str) -> String {
 }
 
 /// Checks a client name: at most [`MAX_CLIENT_NAME_CHARS`] characters, no control
-/// characters, not empty. `hint` says what to change and ends the message.
+/// characters, not empty. `hint` ends the error message and names what to change.
 pub(crate) fn check_client_name(
     name: &str,
     field: &str,
@@ -342,4 +342,183 @@ fn parse_segments(template: &str) -> Result<Vec<Segment>, TemplateError> {
         rest = &rest[close + 1..];
     }
     Ok(segments)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "8a2b3c4d-0000-4000-8000-000000000001";
+
+    fn fields<'a>(team: Option<&'a str>, credential: &'a str) -> NameFields<'a> {
+        NameFields {
+            application: Some("Shop"),
+            team,
+            credential: Some(credential),
+            id: ID,
+        }
+    }
+
+    #[test]
+    fn default_matches_parsed_default() {
+        let parsed = NameTemplate::parse(DEFAULT_NAME_TEMPLATE).unwrap();
+        assert_eq!(parsed, NameTemplate::default());
+    }
+
+    #[test]
+    fn default_renders_all_parts() {
+        let name = NameTemplate::default()
+            .render(&fields(Some("Payments"), "checkout-key"))
+            .unwrap();
+        assert_eq!(name, format!("Shop Payments checkout-key {}", id_short(ID)));
+    }
+
+    #[test]
+    fn default_without_team_leaves_no_gap() {
+        let name = NameTemplate::default()
+            .render(&fields(None, "checkout-key"))
+            .unwrap();
+        assert_eq!(name, format!("Shop checkout-key {}", id_short(ID)));
+    }
+
+    #[test]
+    fn render_is_deterministic() {
+        let template = NameTemplate::default();
+        let first = template.render(&fields(Some("Payments"), "key")).unwrap();
+        let second = template.render(&fields(Some("Payments"), "key")).unwrap();
+        assert_eq!(first, second);
+    }
+
+    #[test]
+    fn different_ids_give_different_names() {
+        let template = NameTemplate::default();
+        let mut other = fields(None, "key");
+        other.id = "8a2b3c4d-0000-4000-8000-000000000002";
+        let first = template.render(&fields(None, "key")).unwrap();
+        let second = template.render(&other).unwrap();
+        assert_ne!(first, second);
+    }
+
+    #[test]
+    fn id_short_is_sha256_prefix() {
+        // SHA-256("abc") = ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad
+        assert_eq!(id_short("abc"), "ba7816bf8f");
+    }
+
+    #[test]
+    fn custom_template_with_id() {
+        let template = NameTemplate::parse("engage-{id}").unwrap();
+        let name = template.render(&fields(None, "key")).unwrap();
+        assert_eq!(name, format!("engage-{ID}"));
+    }
+
+    #[test]
+    fn name_of_100_chars_accepted() {
+        let credential = "c".repeat(100 - "Shop ".len() - 1 - ID_SHORT_HEX_CHARS);
+        let name = NameTemplate::default()
+            .render(&fields(None, &credential))
+            .unwrap();
+        assert_eq!(name.chars().count(), MAX_CLIENT_NAME_CHARS);
+    }
+
+    #[test]
+    fn name_of_101_chars_rejected() {
+        let credential = "c".repeat(101 - "Shop ".len() - 1 - ID_SHORT_HEX_CHARS);
+        let error = NameTemplate::default()
+            .render(&fields(None, &credential))
+            .unwrap_err();
+        assert_eq!(error.field, "client_name");
+        assert!(error.message.contains("101 characters"), "{error}");
+        assert!(error.message.contains("shorten"), "{error}");
+    }
+
+    #[test]
+    fn length_counts_characters_not_bytes() {
+        let credential = "é".repeat(100 - "Shop ".len() - 1 - ID_SHORT_HEX_CHARS);
+        let name = NameTemplate::default().render(&fields(None, &credential));
+        assert!(name.is_ok());
+    }
+
+    #[test]
+    fn control_character_rejected() {
+        let error = NameTemplate::default()
+            .render(&fields(Some("Pay\nments"), "key"))
+            .unwrap_err();
+        assert!(error.message.contains("control characters"), "{error}");
+        assert!(error.value.unwrap_or_default().contains("Pay\\nments"));
+    }
+
+    #[test]
+    fn missing_fields_named() {
+        let error = NameTemplate::default()
+            .render(&NameFields {
+                application: None,
+                team: None,
+                credential: None,
+                id: ID,
+            })
+            .unwrap_err();
+        assert_eq!(error.field, "name");
+        assert!(
+            error
+                .message
+                .contains("`name` and `managedApplicationName`"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn unused_fields_not_required() {
+        let template = NameTemplate::parse("{id}").unwrap();
+        let name = template.render(&NameFields {
+            application: None,
+            team: None,
+            credential: None,
+            id: ID,
+        });
+        assert_eq!(name.as_deref(), Ok(ID));
+    }
+
+    #[test]
+    fn unknown_placeholder_rejected() {
+        let error = NameTemplate::parse("{app} {id}").unwrap_err();
+        assert_eq!(error, TemplateError::UnknownPlaceholder("app".to_owned()));
+    }
+
+    #[test]
+    fn template_without_id_rejected() {
+        let error = NameTemplate::parse("{application} {credential}").unwrap_err();
+        assert_eq!(error, TemplateError::MissingIdPlaceholder);
+    }
+
+    #[test]
+    fn unclosed_brace_rejected() {
+        let error = NameTemplate::parse("{id} {team").unwrap_err();
+        assert_eq!(error, TemplateError::UnclosedBrace(6));
+    }
+
+    #[test]
+    fn stray_closing_brace_rejected() {
+        let error = NameTemplate::parse("{id}}").unwrap_err();
+        assert_eq!(error, TemplateError::UnmatchedClosingBrace(5));
+    }
+
+    #[test]
+    fn template_control_character_rejected() {
+        let error = NameTemplate::parse("{id}\t{team}").unwrap_err();
+        assert_eq!(error, TemplateError::ControlCharacter(5));
+    }
+
+    #[test]
+    fn template_reports_placeholders() {
+        let template = NameTemplate::parse("{team}-{idShort}").unwrap();
+        assert!(template.uses(Placeholder::Team));
+        assert!(!template.uses(Placeholder::Credential));
+    }
+
+    #[test]
+    fn template_displays_source() {
+        let template: NameTemplate = "x {idShort}".parse().unwrap();
+        assert_eq!(template.to_string(), "x {idShort}");
+    }
 }

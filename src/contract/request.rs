@@ -17,7 +17,7 @@ pub enum Operation {
     Provision,
     /// Delete the Okta client.
     Deprovision,
-    /// Change the client as `credentialAction` says.
+    /// Change the client according to `credentialAction`.
     Update,
 }
 
@@ -139,8 +139,8 @@ impl CredentialAction {
     }
 }
 
-/// What the worker does for a request; `as_str()` gives the lowercase name used as the
-/// first part of result routing keys.
+/// The action the worker takes for a request. `as_str()` returns the lowercase name that
+/// starts result routing keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Job {
     /// Create a client (`provision`).
@@ -206,7 +206,7 @@ pub struct Request {
     pub operation: Operation,
     /// `credentialAction`, when given and not 0.
     pub credential_action: Option<CredentialAction>,
-    /// What the worker does.
+    /// The action the worker takes.
     pub job: Job,
     /// Engage credential id; the same for every request about one credential.
     pub id: String,
@@ -231,19 +231,23 @@ pub struct Request {
 }
 
 /// Validates a decoded request. Unknown top-level members are ignored, and optional string
-/// members that are empty count as absent.
+/// members that are empty count as absent. `credentialData` is validated for provision only,
+/// but an unknown `credentialAction` is rejected for every operation.
 pub fn parse_request(envelope: &Envelope) -> Result<Request, ValidationError> {
     let fields = Fields::new(&envelope.body, "");
+
     let operation = parse_operation(&fields)?;
     let raw_credential_action = fields.get("credentialAction").cloned();
     let credential_action =
         CredentialAction::from_value(raw_credential_action.as_ref(), "credentialAction")?;
     let job = Job::resolve(operation, credential_action)
         .ok_or_else(|| missing_action(raw_credential_action.as_ref()))?;
+
     let id = fields.required_string("id")?.to_owned();
     let provision = operation == Operation::Provision;
     let name = string_field(&fields, "name", provision)?;
     let managed_application_name = string_field(&fields, "managedApplicationName", provision)?;
+
     let credential_data = if provision {
         Some(parse_credential_data(&fields)?)
     } else {
@@ -253,6 +257,7 @@ pub fn parse_request(envelope: &Envelope) -> Result<Request, ValidationError> {
         Some(map) => Some(EncryptionSpec::parse(map, "encryption")?),
         None => None,
     };
+
     Ok(Request {
         request_id: envelope.request_id.clone(),
         operation,
@@ -311,4 +316,289 @@ fn parse_credential_data(fields: &Fields<'_>) -> Result<CredentialData, Validati
         .optional_object("credentialData")?
         .ok_or_else(|| ValidationError::missing("credentialData", "required for `provision`"))?;
     CredentialData::parse(map, "credentialData")
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{json, Map};
+
+    use super::super::jwks::tests::RFC7638_SPKI_PEM;
+    use super::*;
+
+    fn envelope(body: Value) -> Envelope {
+        let body = match body {
+            Value::Object(map) => map,
+            _ => Map::new(),
+        };
+        Envelope {
+            request_id: "r1".to_owned(),
+            body,
+        }
+    }
+
+    fn provision() -> Value {
+        json!({
+            "requestId": "r1",
+            "operation": "provision",
+            "id": "cred-1",
+            "name": "checkout-key",
+            "managedApplicationName": "Shop",
+            "teamName": "Payments",
+            "credentialType": "oauth-secret",
+            "credentialData": { "grantType": "client_credentials" },
+            "context": { "trace": [1, 2] },
+            "futureField": true,
+        })
+    }
+
+    fn update(action: Value) -> Value {
+        json!({ "operation": "update", "id": "cred-1", "credentialAction": action })
+    }
+
+    fn parse(body: Value) -> Result<Request, ValidationError> {
+        parse_request(&envelope(body))
+    }
+
+    #[test]
+    fn provision_parsed() {
+        let request = parse(provision()).unwrap();
+        assert_eq!(request.request_id, "r1");
+        assert_eq!(request.operation, Operation::Provision);
+        assert_eq!(request.job, Job::Provision);
+        assert_eq!(request.id, "cred-1");
+        assert_eq!(request.name.as_deref(), Some("checkout-key"));
+        assert_eq!(request.managed_application_name.as_deref(), Some("Shop"));
+        assert_eq!(request.team_name.as_deref(), Some("Payments"));
+        assert_eq!(request.credential_type.as_deref(), Some("oauth-secret"));
+        assert!(request.credential_data.is_some());
+        assert_eq!(request.context, Some(json!({ "trace": [1, 2] })));
+    }
+
+    #[test]
+    fn missing_id_rejected() {
+        let mut body = provision();
+        body["id"] = Value::Null;
+        let error = parse(body).unwrap_err();
+        assert_eq!(error.to_string(), "missing `id`");
+    }
+
+    #[test]
+    fn numeric_id_rejected_naming_type() {
+        let mut body = provision();
+        body["id"] = json!(42);
+        let error = parse(body).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "invalid `id`: expected a string, found a number"
+        );
+    }
+
+    #[test]
+    fn missing_operation_rejected() {
+        let error = parse(json!({ "id": "cred-1" })).unwrap_err();
+        assert_eq!(error.to_string(), "missing `operation`");
+    }
+
+    #[test]
+    fn unknown_operation_rejected() {
+        let error = parse(json!({ "operation": "create", "id": "cred-1" })).unwrap_err();
+        assert_eq!(error.value.as_deref(), Some("create"));
+    }
+
+    #[test]
+    fn operation_case_ignored() {
+        let request = parse(json!({ "operation": "Deprovision", "id": "cred-1" })).unwrap();
+        assert_eq!(request.job, Job::Deprovision);
+    }
+
+    #[test]
+    fn provision_without_name_rejected() {
+        let mut body = provision();
+        body.as_object_mut().map(|map| map.remove("name"));
+        let error = parse(body).unwrap_err();
+        assert_eq!(error.to_string(), "missing `name`");
+    }
+
+    #[test]
+    fn provision_without_application_rejected() {
+        let mut body = provision();
+        body["managedApplicationName"] = json!("");
+        let error = parse(body).unwrap_err();
+        assert_eq!(error.to_string(), "missing `managedApplicationName`");
+    }
+
+    #[test]
+    fn provision_without_credential_data_rejected() {
+        let mut body = provision();
+        body.as_object_mut().map(|map| map.remove("credentialData"));
+        let error = parse(body).unwrap_err();
+        assert_eq!(error.field, "credentialData");
+    }
+
+    #[test]
+    fn credential_data_of_wrong_type_rejected() {
+        let mut body = provision();
+        body["credentialData"] = json!("client_credentials");
+        let error = parse(body).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "invalid `credentialData`: expected an object, found a string"
+        );
+    }
+
+    #[test]
+    fn team_of_wrong_type_rejected() {
+        let mut body = provision();
+        body["teamName"] = json!(["Payments"]);
+        let error = parse(body).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "invalid `teamName`: expected a string, found an array"
+        );
+    }
+
+    #[test]
+    fn deprovision_needs_only_id() {
+        let request = parse(json!({ "operation": "deprovision", "id": "cred-1" })).unwrap();
+        assert_eq!(request.job, Job::Deprovision);
+        assert!(request.credential_data.is_none());
+    }
+
+    #[test]
+    fn deprovision_ignores_bad_credential_data() {
+        let body = json!({
+            "operation": "deprovision",
+            "id": "cred-1",
+            "credentialData": { "grantType": "password" },
+        });
+        assert!(parse(body).is_ok());
+    }
+
+    #[test]
+    fn update_action_strings() {
+        let cases = [
+            ("enable", Job::Enable),
+            ("suspend", Job::Suspend),
+            ("rotate", Job::Rotate),
+            ("expire", Job::Expire),
+            ("Rotate", Job::Rotate),
+        ];
+        for (action, job) in cases {
+            let request = parse(update(json!(action))).unwrap();
+            assert_eq!(request.job, job, "{action}");
+        }
+    }
+
+    #[test]
+    fn update_action_integers() {
+        let cases = [
+            (1, Job::Enable),
+            (2, Job::Suspend),
+            (3, Job::Rotate),
+            (4, Job::Expire),
+        ];
+        for (code, job) in cases {
+            let request = parse(update(json!(code))).unwrap();
+            assert_eq!(request.job, job, "{code}");
+        }
+    }
+
+    #[test]
+    fn raw_action_kept() {
+        let request = parse(update(json!(3))).unwrap();
+        assert_eq!(request.raw_credential_action, Some(json!(3)));
+        assert_eq!(request.credential_action, Some(CredentialAction::Rotate));
+    }
+
+    #[test]
+    fn update_action_zero_rejected() {
+        let error = parse(update(json!(0))).unwrap_err();
+        assert_eq!(error.field, "credentialAction");
+        assert_eq!(error.value.as_deref(), Some("0"));
+    }
+
+    #[test]
+    fn update_action_seven_rejected() {
+        let error = parse(update(json!(7))).unwrap_err();
+        assert_eq!(error.value.as_deref(), Some("7"));
+    }
+
+    #[test]
+    fn update_action_reboot_rejected() {
+        let error = parse(update(json!("reboot"))).unwrap_err();
+        assert_eq!(error.value.as_deref(), Some("reboot"));
+    }
+
+    #[test]
+    fn update_action_fraction_rejected() {
+        let error = parse(update(json!(2.5))).unwrap_err();
+        assert_eq!(error.value.as_deref(), Some("2.5"));
+    }
+
+    #[test]
+    fn update_action_boolean_rejected() {
+        let error = parse(update(json!(true))).unwrap_err();
+        assert!(error.message.contains("found a boolean"), "{error}");
+    }
+
+    #[test]
+    fn update_without_action_rejected() {
+        let error = parse(json!({ "operation": "update", "id": "cred-1" })).unwrap_err();
+        assert_eq!(error.kind, super::super::error::ErrorKind::Missing);
+        assert_eq!(error.field, "credentialAction");
+    }
+
+    #[test]
+    fn provision_ignores_action() {
+        let mut body = provision();
+        body["credentialAction"] = json!(0);
+        let request = parse(body).unwrap();
+        assert_eq!(request.job, Job::Provision);
+        assert_eq!(request.credential_action, None);
+    }
+
+    #[test]
+    fn idp_client_id_read() {
+        let mut body = update(json!("rotate"));
+        body["idpClientId"] = json!("0oa1");
+        let request = parse(body).unwrap();
+        assert_eq!(request.idp_client_id.as_deref(), Some("0oa1"));
+    }
+
+    #[test]
+    fn encryption_parsed() {
+        let mut body = provision();
+        body["encryption"] = json!({ "key": RFC7638_SPKI_PEM, "algorithm": "PKCS" });
+        let request = parse(body).unwrap();
+        let encryption = request.encryption.unwrap();
+        assert_eq!(encryption.algorithm.as_str(), "PKCS");
+        assert_eq!(encryption.hash.as_str(), "SHA256");
+    }
+
+    #[test]
+    fn encryption_of_wrong_type_rejected() {
+        let mut body = provision();
+        body["encryption"] = json!("RSA-OAEP");
+        let error = parse(body).unwrap_err();
+        assert_eq!(error.field, "encryption");
+    }
+
+    #[test]
+    fn action_codes_round_trip() {
+        for action in [
+            CredentialAction::Enable,
+            CredentialAction::Suspend,
+            CredentialAction::Rotate,
+            CredentialAction::Expire,
+        ] {
+            let code = i64::from(action.code());
+            assert_eq!(CredentialAction::from_code(code), Some(action));
+        }
+    }
+
+    #[test]
+    fn job_names() {
+        assert_eq!(Job::Provision.as_str(), "provision");
+        assert_eq!(Job::Rotate.to_string(), "rotate");
+    }
 }

@@ -233,8 +233,8 @@ impl ResultMessage {
 
     /// Serializes the message to JSON, including the client secret.
     pub fn to_json(&self) -> Vec<u8> {
-        // Serialization cannot fail: every member is a string, number, boolean or a JSON
-        // value, and all map keys are strings.
+        // serde_json fails only on a non-string map key or a failing Serialize impl, and
+        // this type has neither, so the empty fallback is never used.
         serde_json::to_vec(self).unwrap_or_default()
     }
 
@@ -264,4 +264,239 @@ fn now_rfc3339() -> String {
     OffsetDateTime::now_utc()
         .format(&Rfc3339)
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::super::request::parse_request;
+    use super::*;
+
+    fn envelope(body: Value) -> Envelope {
+        Envelope {
+            request_id: "r1".to_owned(),
+            body: match body {
+                Value::Object(map) => map,
+                _ => Map::new(),
+            },
+        }
+    }
+
+    fn request(body: Value) -> Request {
+        parse_request(&envelope(body)).unwrap()
+    }
+
+    fn provision() -> Request {
+        request(json!({
+            "operation": "provision",
+            "id": "cred-1",
+            "name": "key",
+            "managedApplicationName": "Shop",
+            "credentialData": {},
+            "context": { "k": "v" },
+        }))
+    }
+
+    fn data() -> ResultData {
+        ResultData {
+            client_id: "0oa1".to_owned(),
+            client_secret: Some(Secret::new("s3cr3t-value")),
+            client_id_issued_at: Some(1_700_000_000),
+            client_secret_expires_at: Some(0),
+        }
+    }
+
+    fn as_json(message: &ResultMessage) -> Value {
+        serde_json::from_slice(&message.to_json()).unwrap()
+    }
+
+    #[test]
+    fn success_json_field_names() {
+        let message = ResultMessage::success(
+            &provision(),
+            CredentialState::Active,
+            Some(data()),
+            Some("0oa1".to_owned()),
+            "client created",
+            1,
+        );
+        let value = as_json(&message);
+        assert_eq!(value["requestId"], "r1");
+        assert_eq!(value["id"], "cred-1");
+        assert_eq!(value["operation"], "provision");
+        assert_eq!(value["status"]["level"], "Success");
+        assert_eq!(value["status"]["code"], "ok");
+        assert_eq!(value["status"]["retryable"], false);
+        assert_eq!(value["state"], "active");
+        assert_eq!(value["data"]["clientId"], "0oa1");
+        assert_eq!(value["data"]["clientSecret"], "s3cr3t-value");
+        assert_eq!(value["data"]["clientIdIssuedAt"], 1_700_000_000);
+        assert_eq!(value["data"]["clientSecretExpiresAt"], 0);
+        assert_eq!(value["idpClientId"], "0oa1");
+        assert_eq!(value["context"], json!({ "k": "v" }));
+        assert_eq!(value["attempts"], 1);
+    }
+
+    #[test]
+    fn none_fields_omitted() {
+        let message = ResultMessage::error(&provision(), "okta_unavailable", "timed out", true, 3);
+        let value = as_json(&message);
+        let object = value.as_object().unwrap();
+        for absent in ["state", "data", "idpClientId", "credentialAction"] {
+            assert!(!object.contains_key(absent), "{absent}");
+        }
+    }
+
+    #[test]
+    fn error_status_set() {
+        let message = ResultMessage::error(&provision(), "okta_unavailable", "timed out", true, 3);
+        assert_eq!(message.status.level, Level::Error);
+        assert_eq!(message.status.code, "okta_unavailable");
+        assert!(message.status.retryable);
+        assert_eq!(as_json(&message)["status"]["level"], "Error");
+    }
+
+    #[test]
+    fn completed_at_is_rfc3339_utc() {
+        let message = ResultMessage::error(&provision(), "internal_error", "x", false, 1);
+        let parsed = OffsetDateTime::parse(&message.completed_at, &Rfc3339).unwrap();
+        assert_eq!(parsed.offset(), time::UtcOffset::UTC);
+    }
+
+    #[test]
+    fn debug_redacts_secret() {
+        let message = ResultMessage::success(
+            &provision(),
+            CredentialState::Active,
+            Some(data()),
+            None,
+            "client created",
+            1,
+        );
+        let debug = format!("{message:?}");
+        assert!(!debug.contains("s3cr3t-value"));
+        assert!(debug.contains("[redacted]"));
+    }
+
+    #[test]
+    fn json_round_trips() {
+        let message = ResultMessage::success(
+            &provision(),
+            CredentialState::Inactive,
+            Some(data()),
+            None,
+            "done",
+            2,
+        );
+        let read: ResultMessage = serde_json::from_slice(&message.to_json()).unwrap();
+        assert_eq!(read, message);
+    }
+
+    #[test]
+    fn routing_keys_by_job() {
+        let cases = [
+            (json!("enable"), "enable.success"),
+            (json!(2), "suspend.success"),
+            (json!("rotate"), "rotate.success"),
+            (json!(4), "expire.success"),
+        ];
+        for (action, key) in cases {
+            let request = request(json!({
+                "operation": "update", "id": "cred-1", "credentialAction": action,
+            }));
+            let message =
+                ResultMessage::success(&request, CredentialState::Active, None, None, "ok", 1);
+            assert_eq!(message.routing_key(), key);
+        }
+    }
+
+    #[test]
+    fn routing_key_provision_success() {
+        let message =
+            ResultMessage::success(&provision(), CredentialState::Active, None, None, "ok", 1);
+        assert_eq!(message.routing_key(), "provision.success");
+    }
+
+    #[test]
+    fn routing_key_rotate_error() {
+        let request = request(json!({
+            "operation": "update", "id": "cred-1", "credentialAction": 3,
+        }));
+        let message = ResultMessage::error(&request, "client_not_found", "gone", false, 1);
+        assert_eq!(message.routing_key(), "rotate.error");
+    }
+
+    #[test]
+    fn routing_key_deprovision_error() {
+        let request = request(json!({ "operation": "deprovision", "id": "cred-1" }));
+        let message = ResultMessage::error(&request, "okta_unavailable", "down", true, 1);
+        assert_eq!(message.routing_key(), "deprovision.error");
+    }
+
+    #[test]
+    fn rejected_copies_raw_fields() {
+        let body = json!({
+            "operation": "update",
+            "id": "cred-1",
+            "credentialAction": "reboot",
+            "context": [1],
+        });
+        let envelope = envelope(body);
+        let error = parse_request(&envelope).unwrap_err();
+        let message = ResultMessage::rejected(&envelope, &error, 1);
+        assert_eq!(message.id.as_deref(), Some("cred-1"));
+        assert_eq!(message.operation, Some(json!("update")));
+        assert_eq!(message.credential_action, Some(json!("reboot")));
+        assert_eq!(message.context, Some(json!([1])));
+        assert_eq!(message.status.code, "invalid_request");
+        assert!(!message.status.retryable);
+        assert!(message.status.reason.contains("reboot"));
+    }
+
+    #[test]
+    fn rejected_update_routes_by_operation() {
+        let envelope = envelope(json!({ "operation": "update", "credentialAction": 7 }));
+        let error = parse_request(&envelope).unwrap_err();
+        let message = ResultMessage::rejected(&envelope, &error, 1);
+        assert_eq!(message.routing_key(), "update.error");
+    }
+
+    #[test]
+    fn rejected_provision_routes_by_job() {
+        let envelope = envelope(json!({ "operation": "provision", "id": "cred-1" }));
+        let error = parse_request(&envelope).unwrap_err();
+        let message = ResultMessage::rejected(&envelope, &error, 1);
+        assert_eq!(message.routing_key(), "provision.error");
+    }
+
+    #[test]
+    fn unknown_operation_routes_to_unknown() {
+        let envelope = envelope(json!({ "operation": "frob.#", "id": "cred-1" }));
+        let error = parse_request(&envelope).unwrap_err();
+        let message = ResultMessage::rejected(&envelope, &error, 1);
+        assert_eq!(message.routing_key(), "unknown.error");
+    }
+
+    #[test]
+    fn undecodable_uses_decode_code() {
+        let error = DecodeError::InvalidUtf8 { offset: 6 };
+        let message = ResultMessage::undecodable("m-1", &error, 1);
+        assert_eq!(message.status.code, "invalid_utf8");
+        assert_eq!(message.routing_key(), "unknown.error");
+    }
+
+    #[test]
+    fn result_data_from_registered_client() {
+        let client: RegisteredClient = serde_json::from_value(json!({
+            "client_id": "0oa1",
+            "client_name": "Shop key",
+            "client_id_issued_at": 5,
+        }))
+        .unwrap();
+        let data = ResultData::from(client);
+        assert_eq!(data.client_id, "0oa1");
+        assert_eq!(data.client_secret, None);
+        assert_eq!(data.client_id_issued_at, Some(5));
+    }
 }
