@@ -30,7 +30,7 @@ pub(crate) fn resolve(
     let method = parse_method(&requested)?;
     let application_type = parse_application_type(&requested)?;
     let keys = parse_keys(&requested)?;
-    let context = Context {
+    let rules = Rules {
         prefix,
         requested: &requested,
         grants: &grants,
@@ -39,12 +39,12 @@ pub(crate) fn resolve(
         has_keys: keys.jwks.is_some() || keys.jwks_uri.is_some(),
     };
     let profile = if grants.contains(&GrantType::ClientCredentials) {
-        context.service_profile()?
+        rules.service_profile()?
     } else {
-        context.redirect_profile()?
+        rules.redirect_profile()?
     };
-    context.check_keys_fit_method(profile.method)?;
-    let redirect_uris = context.redirect_uris(profile.application_type)?;
+    rules.check_keys_fit_method(profile.method)?;
+    let redirect_uris = rules.redirect_uris(profile.application_type)?;
     let client_name = match &requested.client_name {
         Some(name) => {
             check_client_name(&name.value, &name.path, "shorten or fix `client_name`")?;
@@ -82,7 +82,7 @@ struct Keys {
 }
 
 /// The parsed settings the rules look at, with the JSON paths they came from.
-struct Context<'a> {
+struct Rules<'a> {
     prefix: &'a str,
     requested: &'a RequestedSettings,
     grants: &'a [GrantType],
@@ -91,7 +91,7 @@ struct Context<'a> {
     has_keys: bool,
 }
 
-impl Context<'_> {
+impl Rules<'_> {
     fn service_profile(&self) -> Result<Profile, ValidationError> {
         let method = self.method_or_default(AuthMethod::ClientSecretBasic);
         if let Some((AuthMethod::None, path)) = self.method {
