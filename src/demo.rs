@@ -140,7 +140,12 @@ async fn publish_and_collect(
             )
             .await
             .map_err(|error| format!("publishing {} failed: {error}", request.origin))?;
-        println!("published {} ({} {})", request.origin, request.job.as_str(), request.request_id);
+        println!(
+            "published {} ({} {})",
+            request.origin,
+            request.job.as_str(),
+            request.request_id
+        );
     }
     let results = collect_results(&connection, settings, requests.len()).await;
     let _ = connection.close(200, "demo done".into()).await;
@@ -185,7 +190,10 @@ async fn collect_results(
             .map_err(|error| format!("unreadable result: {error}"))?;
         mask_secret(&mut result);
         println!("result {}:", delivery.routing_key);
-        println!("{}", serde_json::to_string_pretty(&result).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&result).unwrap_or_default()
+        );
         results.push(result);
     }
     Ok(results)

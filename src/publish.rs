@@ -125,8 +125,7 @@ async fn publish_all(settings: &BrokerSettings, requests: &[Validated]) -> ExitC
     };
     let mut failed = 0;
     for request in requests {
-        let properties =
-            json_properties().with_message_id(request.request_id.as_str().into());
+        let properties = json_properties().with_message_id(request.request_id.as_str().into());
         let outcome = publisher
             .publish(
                 &settings.topology.request_exchange,
@@ -145,12 +144,18 @@ async fn publish_all(settings: &BrokerSettings, requests: &[Validated]) -> ExitC
             ),
             Err(error) => {
                 failed += 1;
-                println!("failed    {}: requestId {}: {error}", request.origin, request.request_id);
+                println!(
+                    "failed    {}: requestId {}: {error}",
+                    request.origin, request.request_id
+                );
             }
         }
     }
     let _ = connection.close(200, "published".into()).await;
-    println!("{} published, 0 invalid, {failed} failed", requests.len() - failed);
+    println!(
+        "{} published, 0 invalid, {failed} failed",
+        requests.len() - failed
+    );
     if failed > 0 {
         ExitCode::FAILURE
     } else {
@@ -216,8 +221,8 @@ fn read_source(file: &Path) -> Result<(String, Vec<u8>), String> {
             .map_err(|error| format!("cannot read stdin: {error}"))?;
         return Ok(("stdin".to_owned(), text));
     }
-    let text = std::fs::read(file)
-        .map_err(|error| format!("cannot read {}: {error}", file.display()))?;
+    let text =
+        std::fs::read(file).map_err(|error| format!("cannot read {}: {error}", file.display()))?;
     Ok((file.display().to_string(), text))
 }
 

@@ -214,7 +214,8 @@ impl BrokerSettings {
                 result_queue: (!result_queue.is_empty()).then(|| result_queue.to_owned()),
                 dead_letter_exchange: env
                     .name("OKTA_DCR_DEAD_LETTER_EXCHANGE", "okta-dcr.dead-letter")?,
-                dead_letter_queue: env.name("OKTA_DCR_DEAD_LETTER_QUEUE", "okta-dcr.dead-letter")?,
+                dead_letter_queue: env
+                    .name("OKTA_DCR_DEAD_LETTER_QUEUE", "okta-dcr.dead-letter")?,
             },
             confirm_timeout: env.seconds("OKTA_DCR_CONFIRM_TIMEOUT_SECS", 30)?,
             max_body_bytes: env.positive("OKTA_DCR_MAX_BODY_BYTES", 1024 * 1024)?,
@@ -281,11 +282,13 @@ impl Environment {
     {
         match self.text(variable) {
             None => Ok(default),
-            Some(value) => value.parse().map_err(|error: T::Err| SettingsError::Invalid {
-                variable: variable.to_owned(),
-                value: value.to_owned(),
-                reason: error.to_string(),
-            }),
+            Some(value) => value
+                .parse()
+                .map_err(|error: T::Err| SettingsError::Invalid {
+                    variable: variable.to_owned(),
+                    value: value.to_owned(),
+                    reason: error.to_string(),
+                }),
         }
     }
 
@@ -342,7 +345,9 @@ fn parse_org_url(value: &str) -> Result<Url, SettingsError> {
     };
     let url = Url::parse(value).map_err(|error| invalid(format!("{error}")))?;
     if !matches!(url.scheme(), "https" | "http") || url.host().is_none() {
-        return Err(invalid("expected an http(s) URL such as https://example.okta.com".into()));
+        return Err(invalid(
+            "expected an http(s) URL such as https://example.okta.com".into(),
+        ));
     }
     Ok(url)
 }
@@ -433,8 +438,14 @@ mod tests {
         let settings = full(&OKTA).unwrap();
         assert_eq!(settings.broker.amqp_url.expose(), DEFAULT_AMQP_URL);
         assert_eq!(settings.broker.topology.request_queue, "okta-dcr.requests");
-        assert_eq!(settings.broker.topology.request_queue_type, QueueType::Quorum);
-        assert_eq!(settings.broker.topology.result_queue.as_deref(), Some("okta-dcr.results"));
+        assert_eq!(
+            settings.broker.topology.request_queue_type,
+            QueueType::Quorum
+        );
+        assert_eq!(
+            settings.broker.topology.result_queue.as_deref(),
+            Some("okta-dcr.results")
+        );
         assert_eq!(settings.broker.max_body_bytes, 1024 * 1024);
         assert_eq!(settings.worker.concurrency, 16);
         assert_eq!(settings.worker.retry_budget, Duration::from_secs(300));
@@ -535,6 +546,9 @@ mod tests {
         let mut pairs = OKTA.to_vec();
         pairs.push(("OKTA_DCR_REQUEST_QUEUE_TYPE", "classic"));
         let settings = full(&pairs).unwrap();
-        assert_eq!(settings.broker.topology.request_queue_type, QueueType::Classic);
+        assert_eq!(
+            settings.broker.topology.request_queue_type,
+            QueueType::Classic
+        );
     }
 }

@@ -27,14 +27,24 @@ async fn provision_creates_one_client() {
     assert_eq!(clients.len(), 1);
     let data = result.data.expect("success result carries data");
     assert_eq!(data.client_id, clients[0].client_id);
-    assert_eq!(result.idp_client_id.as_deref(), Some(clients[0].client_id.as_str()));
+    assert_eq!(
+        result.idp_client_id.as_deref(),
+        Some(clients[0].client_id.as_str())
+    );
     assert_eq!(
         data.client_secret.as_ref().map(|secret| secret.expose()),
-        clients[0].client_secret.as_ref().map(|secret| secret.expose())
+        clients[0]
+            .client_secret
+            .as_ref()
+            .map(|secret| secret.expose())
     );
     assert_eq!(clients[0].metadata.application_type, "service");
     assert_eq!(clients[0].metadata.response_types, vec!["token"]);
-    assert_eq!(harness.calls("GET", "/oauth2/v1/clients").len(), 0, "first delivery looks nothing up");
+    assert_eq!(
+        harness.calls("GET", "/oauth2/v1/clients").len(),
+        0,
+        "first delivery looks nothing up"
+    );
     assert_eq!(harness.calls("POST", "/oauth2/v1/clients").len(), 1);
     harness.finish().await;
 }
@@ -42,7 +52,9 @@ async fn provision_creates_one_client() {
 #[tokio::test]
 async fn result_has_routing_key_and_properties() {
     let harness = Harness::start().await;
-    harness.publish(&provision("r-routing", "cred-routing")).await;
+    harness
+        .publish(&provision("r-routing", "cred-routing"))
+        .await;
     let (result, routing_key) = harness.next_result_json().await;
     assert_eq!(routing_key, "provision.success");
     assert_eq!(result["status"]["code"], "ok");
@@ -79,14 +91,20 @@ async fn deprovision_of_absent_client_succeeds() {
     let result = harness.next_result().await;
     assert_eq!(result.status.level, Level::Success);
     assert_eq!(result.state, Some(CredentialState::Inactive));
-    assert!(result.status.reason.contains("absent"), "{}", result.status.reason);
+    assert!(
+        result.status.reason.contains("absent"),
+        "{}",
+        result.status.reason
+    );
     harness.finish().await;
 }
 
 #[tokio::test]
 async fn deprovision_by_name_of_unknown_credential_succeeds() {
     let harness = Harness::start().await;
-    harness.publish(&deprovision("r-unknown", "cred-unknown")).await;
+    harness
+        .publish(&deprovision("r-unknown", "cred-unknown"))
+        .await;
     let result = harness.next_result().await;
     assert_eq!(result.status.level, Level::Success);
     assert_eq!(harness.calls("DELETE", "/oauth2/v1/clients").len(), 0);
@@ -105,7 +123,11 @@ async fn missing_id_gets_error_naming_id() {
     assert_eq!(result.status.level, Level::Error);
     assert_eq!(result.status.code, "invalid_request");
     assert!(!result.status.retryable);
-    assert!(result.status.reason.contains("`id`"), "{}", result.status.reason);
+    assert!(
+        result.status.reason.contains("`id`"),
+        "{}",
+        result.status.reason
+    );
 
     harness.publish(&provision("r-after", "cred-after")).await;
     let next = harness.next_result().await;
@@ -121,7 +143,10 @@ async fn missing_request_id_and_id_dead_lettered() {
         .publish(&json!({ "operation": "provision", "name": "x" }))
         .await;
     let dead = harness.next_dead_letter().await;
-    assert_eq!(dead.text(headers::ERROR_CODE).as_deref(), Some("invalid_request"));
+    assert_eq!(
+        dead.text(headers::ERROR_CODE).as_deref(),
+        Some("invalid_request")
+    );
     assert_eq!(dead.integer(headers::ATTEMPTS), Some(1));
     assert_eq!(dead.integer(headers::REPLAYS), Some(0));
     assert_eq!(
@@ -138,7 +163,11 @@ async fn message_id_stands_in_for_request_id() {
     let mut request = provision("unused", "cred-message-id");
     request.as_object_mut().unwrap().remove("requestId");
     harness
-        .publish_raw(request.to_string().as_bytes(), Some("application/json"), Some("m-42"))
+        .publish_raw(
+            request.to_string().as_bytes(),
+            Some("application/json"),
+            Some("m-42"),
+        )
         .await;
     let result = harness.next_result().await;
     assert_eq!(result.request_id, "m-42");
@@ -150,11 +179,20 @@ async fn message_id_stands_in_for_request_id() {
 async fn truncated_json_dead_lettered() {
     let harness = Harness::start().await;
     let body = br#"{"requestId": "r1", "operation": "provision","#;
-    harness.publish_raw(body, Some("application/json"), None).await;
+    harness
+        .publish_raw(body, Some("application/json"), None)
+        .await;
 
     let dead = harness.next_dead_letter().await;
-    assert_eq!(dead.text(headers::ERROR_CODE).as_deref(), Some("invalid_json"));
-    assert_eq!(dead.body, body.to_vec(), "the original body is kept for replay");
+    assert_eq!(
+        dead.text(headers::ERROR_CODE).as_deref(),
+        Some("invalid_json")
+    );
+    assert_eq!(
+        dead.body,
+        body.to_vec(),
+        "the original body is kept for replay"
+    );
     assert!(dead.text(headers::ERROR_REASON).is_some());
     harness.finish().await;
 }
@@ -163,13 +201,20 @@ async fn truncated_json_dead_lettered() {
 async fn invalid_utf8_dead_lettered() {
     let harness = Harness::start().await;
     let body = [0x7b, 0x22, 0x72, 0x22, 0x3a, 0x22, 0xff, 0xfe, 0x22, 0x7d];
-    harness.publish_raw(&body, Some("application/json"), None).await;
+    harness
+        .publish_raw(&body, Some("application/json"), None)
+        .await;
 
     let dead = harness.next_dead_letter().await;
-    assert_eq!(dead.text(headers::ERROR_CODE).as_deref(), Some("invalid_utf8"));
+    assert_eq!(
+        dead.text(headers::ERROR_CODE).as_deref(),
+        Some("invalid_utf8")
+    );
     assert_eq!(dead.body, body.to_vec());
 
-    harness.publish(&provision("r-still-running", "cred-3")).await;
+    harness
+        .publish(&provision("r-still-running", "cred-3"))
+        .await;
     assert_eq!(harness.next_result().await.request_id, "r-still-running");
     harness.finish().await;
 }
@@ -182,7 +227,10 @@ async fn oversized_body_dead_lettered() {
     harness.publish(&request).await;
 
     let dead = harness.next_dead_letter().await;
-    assert_eq!(dead.text(headers::ERROR_CODE).as_deref(), Some("body_too_large"));
+    assert_eq!(
+        dead.text(headers::ERROR_CODE).as_deref(),
+        Some("body_too_large")
+    );
     assert!(harness.sim.requests().is_empty());
     harness.finish().await;
 }
@@ -190,9 +238,14 @@ async fn oversized_body_dead_lettered() {
 #[tokio::test]
 async fn json_array_body_dead_lettered() {
     let harness = Harness::start().await;
-    harness.publish_raw(b"[1, 2]", Some("application/json"), None).await;
+    harness
+        .publish_raw(b"[1, 2]", Some("application/json"), None)
+        .await;
     let dead = harness.next_dead_letter().await;
-    assert_eq!(dead.text(headers::ERROR_CODE).as_deref(), Some("invalid_request"));
+    assert_eq!(
+        dead.text(headers::ERROR_CODE).as_deref(),
+        Some("invalid_request")
+    );
     harness.finish().await;
 }
 
@@ -201,15 +254,18 @@ async fn content_type_variants_processed() {
     let harness = Harness::start().await;
     let first = provision("r-mixed-case", "cred-4");
     harness
-        .publish_raw(first.to_string().as_bytes(), Some("Application/JSON; charset=utf-8"), None)
+        .publish_raw(
+            first.to_string().as_bytes(),
+            Some("Application/JSON; charset=utf-8"),
+            None,
+        )
         .await;
     let second = provision("r-no-type", "cred-5");
-    harness.publish_raw(second.to_string().as_bytes(), None, None).await;
+    harness
+        .publish_raw(second.to_string().as_bytes(), None, None)
+        .await;
 
-    let mut ids = vec![
-        harness.next_result().await,
-        harness.next_result().await,
-    ];
+    let mut ids = [harness.next_result().await, harness.next_result().await];
     ids.sort_by(|a, b| a.request_id.cmp(&b.request_id));
     assert_eq!(ids[0].request_id, "r-mixed-case");
     assert_eq!(ids[0].status.level, Level::Success);
@@ -232,16 +288,31 @@ async fn mixed_grants_rejected_before_okta() {
     assert_eq!(result.status.level, Level::Error);
     assert_eq!(result.status.code, "invalid_request");
     assert!(!result.status.retryable);
-    assert!(result.status.reason.contains("client_credentials"), "{}", result.status.reason);
-    assert!(result.status.reason.contains("authorization_code"), "{}", result.status.reason);
-    assert!(harness.sim.requests().is_empty(), "no call may reach okta-sim");
+    assert!(
+        result.status.reason.contains("client_credentials"),
+        "{}",
+        result.status.reason
+    );
+    assert!(
+        result.status.reason.contains("authorization_code"),
+        "{}",
+        result.status.reason
+    );
+    assert!(
+        harness.sim.requests().is_empty(),
+        "no call may reach okta-sim"
+    );
     harness.finish().await;
 }
 
 #[tokio::test]
 async fn bad_redirect_uris_rejected_by_name() {
     let harness = Harness::start().await;
-    let bad = ["/cb", "https://app.example.test/cb#x", "http://app.example.test/cb"];
+    let bad = [
+        "/cb",
+        "https://app.example.test/cb#x",
+        "http://app.example.test/cb",
+    ];
     for (index, uri) in bad.iter().enumerate() {
         let mut request = provision(&format!("r-redirect-{index}"), &format!("cred-r{index}"));
         request["credentialData"] = json!({
@@ -252,7 +323,11 @@ async fn bad_redirect_uris_rejected_by_name() {
         harness.publish(&request).await;
         let result = harness.next_result().await;
         assert_eq!(result.status.level, Level::Error, "{uri}");
-        assert!(result.status.reason.contains(uri), "{uri}: {}", result.status.reason);
+        assert!(
+            result.status.reason.contains(uri),
+            "{uri}: {}",
+            result.status.reason
+        );
     }
     assert!(harness.sim.requests().is_empty());
 
@@ -264,7 +339,12 @@ async fn bad_redirect_uris_rejected_by_name() {
     });
     harness.publish(&request).await;
     let result = harness.next_result().await;
-    assert_eq!(result.status.level, Level::Success, "{}", result.status.reason);
+    assert_eq!(
+        result.status.level,
+        Level::Success,
+        "{}",
+        result.status.reason
+    );
     assert_eq!(harness.sim.clients()[0].metadata.application_type, "web");
     harness.finish().await;
 }
@@ -288,7 +368,10 @@ async fn okta_invalid_metadata_not_retried() {
     assert!(!result.status.retryable);
     assert_eq!(result.status.code, "okta_rejected");
     assert!(
-        result.status.reason.contains("The field cannot be left blank"),
+        result
+            .status
+            .reason
+            .contains("The field cannot be left blank"),
         "{}",
         result.status.reason
     );
@@ -345,7 +428,10 @@ async fn unavailable_okta_dead_letters_after_budget() {
     harness.publish(&provision("r-503", "cred-9")).await;
 
     let dead = harness.next_dead_letter().await;
-    assert_eq!(dead.text(headers::ERROR_CODE).as_deref(), Some("okta_unavailable"));
+    assert_eq!(
+        dead.text(headers::ERROR_CODE).as_deref(),
+        Some("okta_unavailable")
+    );
     let attempts = dead.integer(headers::ATTEMPTS).unwrap();
     let posts = harness.calls("POST", "/oauth2/v1/clients").len() as i64;
     assert!(attempts >= 2, "attempts {attempts}");
@@ -355,7 +441,13 @@ async fn unavailable_okta_dead_letters_after_budget() {
     assert_eq!(body["requestId"], "r-503");
     harness
         .assert_empty_for(
-            &harness.settings.broker.topology.result_queue.clone().unwrap(),
+            &harness
+                .settings
+                .broker
+                .topology
+                .result_queue
+                .clone()
+                .unwrap(),
             Duration::from_millis(300),
         )
         .await;
@@ -374,6 +466,10 @@ async fn update_action_decoded() {
     harness.publish(&request).await;
     let result = harness.next_result().await;
     assert_eq!(result.status.level, Level::Error);
-    assert!(result.status.reason.contains("reboot"), "{}", result.status.reason);
+    assert!(
+        result.status.reason.contains("reboot"),
+        "{}",
+        result.status.reason
+    );
     harness.finish().await;
 }

@@ -14,8 +14,19 @@ async fn queue_with_other_arguments_stops_worker() {
     let simulator = sim::start(listener, SimConfig::default()).await.unwrap();
     let settings = common::test_settings(&simulator);
     let names = settings.broker.topology.clone();
-    let connection = broker::connect(&settings.broker.amqp_url, "test").await.unwrap();
+    let connection = broker::connect(&settings.broker.amqp_url, "test")
+        .await
+        .unwrap();
     let channel = connection.create_channel().await.unwrap();
+    // The worker's dead-letter exchange, but a classic queue: `x-queue-type` differs first.
+    let mut arguments = topology::request_queue_arguments(&names);
+    let mut classic = FieldTable::default();
+    for (key, value) in arguments.inner() {
+        if key.as_str() == "x-dead-letter-exchange" {
+            classic.insert(key.clone(), value.clone());
+        }
+    }
+    arguments = classic;
     channel
         .queue_declare(
             names.request_queue.as_str().into(),
@@ -23,7 +34,7 @@ async fn queue_with_other_arguments_stops_worker() {
                 durable: true,
                 ..Default::default()
             },
-            FieldTable::default(),
+            arguments,
         )
         .await
         .unwrap();
@@ -45,10 +56,16 @@ async fn queue_with_other_arguments_stops_worker() {
             FieldTable::default(),
         )
         .await;
-    assert!(results_exchange.is_err(), "nothing may be created after a mismatch");
+    assert!(
+        results_exchange.is_err(),
+        "nothing may be created after a mismatch"
+    );
 
     channel
-        .queue_delete(names.request_queue.as_str().into(), QueueDeleteOptions::default())
+        .queue_delete(
+            names.request_queue.as_str().into(),
+            QueueDeleteOptions::default(),
+        )
         .await
         .unwrap();
     simulator.shutdown().await;
@@ -59,7 +76,9 @@ async fn declaring_twice_is_idempotent() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let simulator = sim::start(listener, SimConfig::default()).await.unwrap();
     let settings = common::test_settings(&simulator);
-    let connection = broker::connect(&settings.broker.amqp_url, "test").await.unwrap();
+    let connection = broker::connect(&settings.broker.amqp_url, "test")
+        .await
+        .unwrap();
 
     topology::declare_topology(&connection, &settings.broker.topology)
         .await

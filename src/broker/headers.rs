@@ -43,7 +43,10 @@ pub fn with_dead_letter_reason(
     insert_text(&mut table, ERROR_CODE, &reason.code);
     insert_text(&mut table, ERROR_REASON, &truncate(&reason.reason, 500));
     insert_text(&mut table, DEAD_LETTERED_AT, dead_lettered_at);
-    table.insert(ATTEMPTS.into(), AMQPValue::LongLongInt(reason.attempts.into()));
+    table.insert(
+        ATTEMPTS.into(),
+        AMQPValue::LongLongInt(reason.attempts.into()),
+    );
     if !table.contains_key(REPLAYS) {
         table.insert(REPLAYS.into(), AMQPValue::LongLongInt(0));
     }

@@ -75,7 +75,7 @@ impl ConfirmedPublisher {
                     properties,
                 )
                 .await?;
-            Ok::<_, lapin::Error>(confirm.await?)
+            confirm.await
         };
         let confirmation = tokio::time::timeout(self.confirm_timeout, publish)
             .await

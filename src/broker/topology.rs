@@ -35,14 +35,8 @@ pub enum TopologyError {
 
 /// One exchange or queue with the arguments it must have.
 enum Object {
-    Exchange {
-        name: String,
-        kind: ExchangeKind,
-    },
-    Queue {
-        name: String,
-        arguments: FieldTable,
-    },
+    Exchange { name: String, kind: ExchangeKind },
+    Queue { name: String, arguments: FieldTable },
 }
 
 /// Declares every exchange, queue and binding in `topology`, after checking that none of

@@ -19,7 +19,6 @@ mod transport;
 #[cfg(test)]
 mod tests;
 
-
 pub use client::{Deletion, OktaClient};
 pub use config::{OktaAuth, OktaConfig};
 pub use error::{ApiError, ErrorBody, ErrorClass, OktaError};

@@ -92,7 +92,10 @@ mod tests {
         assert!(waited.is_err(), "second turn ran before the first ended");
         drop(first);
         let waited = tokio::time::timeout(Duration::from_millis(500), second.wait()).await;
-        assert!(waited.is_ok(), "second turn did not run after the first ended");
+        assert!(
+            waited.is_ok(),
+            "second turn did not run after the first ended"
+        );
     }
 
     #[tokio::test]

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lapin::message::Delivery;
-use lapin::types::{AMQPValue, FieldTable, LongString};
+use lapin::types::FieldTable;
 use lapin::BasicProperties;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -75,7 +75,10 @@ impl Pipeline {
     /// credential id to keep requests about one credential in order.
     pub fn decode(&self, delivery: &Delivery) -> Decoded {
         let properties = &delivery.properties;
-        let content_type = properties.content_type().as_ref().map(|value| value.as_str());
+        let content_type = properties
+            .content_type()
+            .as_ref()
+            .map(|value| value.as_str());
         let message_id = properties.message_id().as_ref().map(|value| value.as_str());
         match contract::decode(
             &delivery.data,
@@ -145,7 +148,13 @@ impl Pipeline {
             }
             Err(JobError::Invalid(error)) => {
                 info!(reason = %error, "Rejecting an invalid request.");
-                ResultMessage::error(request, codes::INVALID_REQUEST, &error.to_string(), false, attempts)
+                ResultMessage::error(
+                    request,
+                    codes::INVALID_REQUEST,
+                    &error.to_string(),
+                    false,
+                    attempts,
+                )
             }
             Err(JobError::ClientNotFound(name)) => {
                 let reason = format!("no Okta client named `{name}` was found; pass idpClientId");
@@ -153,7 +162,9 @@ impl Pipeline {
                 ResultMessage::error(request, codes::CLIENT_NOT_FOUND, &reason, false, attempts)
             }
             Err(JobError::Okta(error)) => {
-                return self.settle_okta_error(delivery, request, error, attempts).await
+                return self
+                    .settle_okta_error(delivery, request, error, attempts)
+                    .await
             }
         };
         self.publish_result(&result).await
@@ -170,7 +181,8 @@ impl Pipeline {
         match error.class() {
             ErrorClass::Permanent => {
                 info!(code = error.code(), reason = %error.reason(), okta_request_id, "Okta rejected the request.");
-                let result = ResultMessage::error(request, error.code(), &error.reason(), false, attempts);
+                let result =
+                    ResultMessage::error(request, error.code(), &error.reason(), false, attempts);
                 self.publish_result(&result).await
             }
             ErrorClass::Transient => {
@@ -213,21 +225,33 @@ impl Pipeline {
         budget: &RetryBudget,
         may_repeat: bool,
     ) -> Result<ResultMessage, JobError> {
-        let registration =
-            contract::build_registration(request, &self.name_template).map_err(JobError::Invalid)?;
+        let registration = contract::build_registration(request, &self.name_template)
+            .map_err(JobError::Invalid)?;
         let existing = match may_repeat {
-            true => self.okta.find_client_by_name(&registration.client_name, budget).await?,
+            true => {
+                self.okta
+                    .find_client_by_name(&registration.client_name, budget)
+                    .await?
+            }
             false => None,
         };
         let (client, reason) = match existing {
             Some(client) => {
                 info!(client_id = %client.client_id, "Found the client created by an earlier attempt.");
-                (self.refresh_secret(client, &registration, budget).await?, "client already existed; secret renewed")
+                (
+                    self.refresh_secret(client, &registration, budget).await?,
+                    "client already existed; secret renewed",
+                )
             }
-            None => (self.okta.create_client(&registration, budget).await?, "client created"),
+            None => (
+                self.okta.create_client(&registration, budget).await?,
+                "client created",
+            ),
         };
         if let Some(group_id) = &self.group_id {
-            self.okta.assign_group(&client.client_id, group_id, budget).await?;
+            self.okta
+                .assign_group(&client.client_id, group_id, budget)
+                .await?;
         }
         Ok(success(request, CredentialState::Active, &client, reason))
     }
@@ -276,7 +300,12 @@ impl Pipeline {
     ) -> Result<ResultMessage, JobError> {
         let client_id = self.require_client_id(request, budget).await?;
         let client = self.okta.new_secret(&client_id, budget).await?;
-        Ok(success(request, CredentialState::Active, &client, "secret rotated"))
+        Ok(success(
+            request,
+            CredentialState::Active,
+            &client,
+            "secret rotated",
+        ))
     }
 
     async fn set_active(
@@ -293,7 +322,14 @@ impl Pipeline {
             self.okta.deactivate_app(&client_id, budget).await?;
             (CredentialState::Inactive, "client deactivated")
         };
-        Ok(ResultMessage::success(request, state, None, Some(client_id), reason, 0))
+        Ok(ResultMessage::success(
+            request,
+            state,
+            None,
+            Some(client_id),
+            reason,
+            0,
+        ))
     }
 
     async fn require_client_id(
@@ -319,7 +355,8 @@ impl Pipeline {
         if let Some(client_id) = &request.idp_client_id {
             return Ok(Some(client_id.clone()));
         }
-        let name = contract::client_name(request, &self.name_template).map_err(JobError::Invalid)?;
+        let name =
+            contract::client_name(request, &self.name_template).map_err(JobError::Invalid)?;
         let client = self.okta.find_client_by_name(&name, budget).await?;
         Ok(client.map(|client| client.client_id))
     }
@@ -353,7 +390,9 @@ impl Pipeline {
     }
 
     async fn dead_letter(&self, delivery: &Delivery, reason: &DeadLetterReason) -> Settlement {
-        let now = OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default();
+        let now = OffsetDateTime::now_utc()
+            .format(&Rfc3339)
+            .unwrap_or_default();
         let headers = headers::with_dead_letter_reason(
             delivery.properties.headers().as_ref(),
             reason,
@@ -442,10 +481,4 @@ fn copy_properties(properties: &BasicProperties) -> BasicProperties {
 
 fn unix_seconds() -> u64 {
     OffsetDateTime::now_utc().unix_timestamp().max(0) as u64
-}
-
-/// Returns a text header value.
-#[allow(dead_code)]
-fn text_value(value: &str) -> AMQPValue {
-    AMQPValue::LongString(LongString::from(value))
 }

@@ -142,7 +142,10 @@ async fn consume(
             },
         }
     };
-    info!(in_flight = tasks.len(), "Stopping; waiting for in-flight requests.");
+    info!(
+        in_flight = tasks.len(),
+        "Stopping; waiting for in-flight requests."
+    );
     let _ = channel
         .basic_cancel(consumer.tag(), Default::default())
         .await;

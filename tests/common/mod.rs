@@ -80,8 +80,13 @@ impl Harness {
         harness
     }
 
-    /// Starts (or restarts) the in-process worker and waits until its topology exists.
+    /// Starts (or restarts) the in-process worker. The topology is declared here first, so
+    /// that nothing the test publishes can arrive before the worker's queues and bindings
+    /// exist; the worker declares it again, which changes nothing.
     pub async fn start_worker(&mut self) {
+        topology::declare_topology(&self.connection, &self.settings.broker.topology)
+            .await
+            .unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         let settings = self.settings.clone();
         self.worker = Some(tokio::spawn(okta_dcr_worker::worker::run(
@@ -91,8 +96,6 @@ impl Harness {
             },
         )));
         self.stop = Some(stop);
-        self.wait_for_queue(&self.settings.broker.topology.request_queue.clone())
-            .await;
     }
 
     /// Stops the worker and returns how `run` ended.
@@ -106,28 +109,6 @@ impl Harness {
         }
     }
 
-    async fn wait_for_queue(&self, queue: &str) {
-        for _ in 0..100 {
-            let probe = self.connection.create_channel().await.unwrap();
-            let declared = probe
-                .queue_declare(
-                    queue.into(),
-                    lapin::options::QueueDeclareOptions {
-                        passive: true,
-                        ..Default::default()
-                    },
-                    FieldTable::default(),
-                )
-                .await;
-            if declared.is_ok() {
-                let _ = probe.close(200, "probe".into()).await;
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("queue {queue} was not declared by the worker");
-    }
-
     /// Publishes a JSON request to the request exchange.
     pub async fn publish(&self, request: &Value) {
         self.publish_raw(
@@ -139,7 +120,12 @@ impl Harness {
     }
 
     /// Publishes raw bytes with an optional content type and message id.
-    pub async fn publish_raw(&self, body: &[u8], content_type: Option<&str>, message_id: Option<&str>) {
+    pub async fn publish_raw(
+        &self,
+        body: &[u8],
+        content_type: Option<&str>,
+        message_id: Option<&str>,
+    ) {
         let mut properties = BasicProperties::default().with_delivery_mode(2);
         if let Some(content_type) = content_type {
             properties = properties.with_content_type(content_type.into());
@@ -150,7 +136,12 @@ impl Harness {
         let confirm = self
             .channel
             .basic_publish(
-                self.settings.broker.topology.request_exchange.as_str().into(),
+                self.settings
+                    .broker
+                    .topology
+                    .request_exchange
+                    .as_str()
+                    .into(),
                 "".into(),
                 BasicPublishOptions::default(),
                 body,
@@ -166,7 +157,10 @@ impl Harness {
         let queue = self.settings.broker.topology.result_queue.clone().unwrap();
         let (body, _) = self.next_message(&queue).await;
         serde_json::from_slice(&body).unwrap_or_else(|error| {
-            panic!("unreadable result {}: {error}", String::from_utf8_lossy(&body))
+            panic!(
+                "unreadable result {}: {error}",
+                String::from_utf8_lossy(&body)
+            )
         })
     }
 
