@@ -23,6 +23,7 @@ const MAX_RESET_JITTER: Duration = Duration::from_millis(500);
 pub struct RetryBudget {
     deadline: Instant,
     attempts: AtomicU32,
+    retries: AtomicU32,
 }
 
 impl RetryBudget {
@@ -31,12 +32,18 @@ impl RetryBudget {
         Self {
             deadline: Instant::now() + total,
             attempts: AtomicU32::new(0),
+            retries: AtomicU32::new(0),
         }
     }
 
     /// Returns the number of HTTP attempts made so far under this budget.
     pub fn attempts(&self) -> u32 {
         self.attempts.load(Ordering::Relaxed)
+    }
+
+    /// Returns how many of those attempts were retries of a failed call.
+    pub fn retries(&self) -> u32 {
+        self.retries.load(Ordering::Relaxed)
     }
 
     /// Returns the time left until the deadline, zero once it has passed.
@@ -79,7 +86,10 @@ impl RetryPolicy {
             .retry(self.backoff())
             .when(|error| error.class() == ErrorClass::Transient)
             .adjust(|error, backoff| self.next_wait(route, error, backoff, budget))
-            .notify(|error, wait| log_retry(route, error, budget.attempts(), wait))
+            .notify(|error, wait| {
+                budget.retries.fetch_add(1, Ordering::Relaxed);
+                log_retry(route, error, budget.attempts(), wait)
+            })
             .await;
         if let Err(error) = &result {
             tracing::debug!(

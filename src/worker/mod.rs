@@ -4,6 +4,7 @@
 pub mod order;
 pub mod pipeline;
 pub mod pool;
+pub mod readiness;
 pub mod seen;
 
 pub use pipeline::{Pipeline, Settlement};

@@ -25,9 +25,10 @@ use crate::contract::{
 };
 use crate::okta::{Deletion, ErrorClass, OktaClient, OktaError, RegisteredClient, RetryBudget};
 use crate::settings::Topology;
+use crate::worker::readiness::Readiness;
 use crate::worker::seen::SeenRequests;
 
-/// What the pool does with a delivery once the pipeline is done with it.
+/// The disposition of a delivery once the pipeline is done with it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Settlement {
     /// The outcome is durable in the broker: acknowledge the delivery.
@@ -49,6 +50,7 @@ pub struct Pipeline {
     pub retry_budget: Duration,
     pub max_body_bytes: usize,
     pub seen: Arc<SeenRequests>,
+    pub readiness: Arc<Readiness>,
 }
 
 /// A decoded delivery: what the consumer loop hands to a task.
@@ -57,7 +59,7 @@ pub enum Decoded {
     Poison(DeadLetterReason),
 }
 
-/// Why a job did not succeed.
+/// The failure of a job.
 enum JobError {
     Invalid(ValidationError),
     ClientNotFound(String),
@@ -128,7 +130,8 @@ impl Pipeline {
             || self.seen.insert(&request.request_id);
         let budget = RetryBudget::new(self.retry_budget);
         let outcome = self.run_job(&request, &budget, may_repeat).await;
-        let attempts = prior + budget.attempts().max(1);
+        // One attempt for this delivery, plus one for each retry of a failed Okta call.
+        let attempts = prior + 1 + budget.retries();
         self.settle_outcome(delivery, &request, outcome, attempts)
             .await
     }
@@ -196,7 +199,10 @@ impl Pipeline {
                 self.dead_letter(delivery, &reason).await
             }
             ErrorClass::Systemic => {
-                error!(code = error.code(), reason = %error.reason(), okta_request_id, "Okta rejected the worker's own credential; the request goes back to the queue.");
+                if !self.readiness.is_credential_rejected() {
+                    error!(code = error.code(), reason = %error.reason(), okta_request_id, "Okta rejected the worker's own credential; pausing until it is accepted again. Requests go back to the queue.");
+                }
+                self.readiness.set_credential_rejected(true);
                 Settlement::RequeueAndPause
             }
         }

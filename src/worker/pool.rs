@@ -10,18 +10,22 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
+use lapin::options::{
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
+};
 use lapin::types::FieldTable;
-use lapin::Connection;
+use lapin::{Channel, Connection, Consumer};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
-use tracing::{error, info, info_span, warn, Instrument};
+use tracing::{debug, error, info, info_span, warn, Instrument};
 
 use crate::broker::{self, ConfirmedPublisher, TopologyError};
 use crate::contract::{NameTemplate, TemplateError};
-use crate::okta::{OktaAuth, OktaClient, OktaConfig, OktaError};
+use crate::okta::{ErrorClass, OktaAuth, OktaClient, OktaConfig, OktaError, RetryBudget};
 use crate::settings::{OktaCredential, Settings};
 use crate::worker::order::CredentialQueue;
 use crate::worker::pipeline::{Decoded, Pipeline, Settlement};
+use crate::worker::readiness::Readiness;
 use crate::worker::seen::SeenRequests;
 
 /// How many request ids the worker remembers to detect repeats within one process.
@@ -31,11 +35,15 @@ const SEEN_CAPACITY: usize = 100_000;
 /// leaves them unacked for redelivery.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// How long a task holds a request back after Okta rejected the worker's credential, so that
-/// a misconfigured worker does not spin through the queue.
-const CREDENTIAL_REJECTED_PAUSE: Duration = Duration::from_secs(10);
+/// First and longest wait between probes while Okta rejects the worker's credential.
+const CREDENTIAL_PROBE_MIN: Duration = Duration::from_secs(1);
+const CREDENTIAL_PROBE_MAX: Duration = Duration::from_secs(60);
 
-/// Why the worker stopped.
+/// Client id looked up to probe the credential: any id works, because a 404 proves that Okta
+/// accepted the credential.
+const CREDENTIAL_PROBE_CLIENT_ID: &str = "okta-dcr-worker-credential-probe";
+
+/// An error that stops the worker.
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
     #[error("cannot connect to RabbitMQ: {0}")]
@@ -81,6 +89,7 @@ pub async fn run(
         retry_budget: settings.worker.retry_budget,
         max_body_bytes: settings.broker.max_body_bytes,
         seen: Arc::new(SeenRequests::new(SEEN_CAPACITY)),
+        readiness: Arc::new(Readiness::default()),
     });
     let result = consume(&connection, &settings, pipeline, shutdown).await;
     let _ = connection.close(200, "worker stopped".into()).await;
@@ -117,46 +126,113 @@ async fn consume(
         .await
         .map_err(WorkerError::Channel)?;
     let queue = &settings.broker.topology.request_queue;
-    let mut consumer = channel
+    let order = CredentialQueue::default();
+    let mut tasks = JoinSet::new();
+    let (pause, mut paused) = mpsc::unbounded_channel::<()>();
+    tokio::pin!(shutdown);
+
+    let outcome = 'session: loop {
+        let mut consumer = start_consumer(&channel, queue).await?;
+        pipeline.readiness.set_consuming(true);
+        info!(queue = %queue, concurrency = settings.worker.concurrency, "Consuming requests.");
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => {
+                    stop_consumer(&channel, &consumer, &pipeline).await;
+                    break 'session Ok(());
+                }
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                Some(()) = paused.recv() => break,
+                next = consumer.next() => match next {
+                    Some(Ok(delivery)) => {
+                        spawn_delivery(&mut tasks, &pipeline, &order, &pause, delivery)
+                    }
+                    Some(Err(error)) => break 'session Err(WorkerError::Channel(error)),
+                    None => break 'session Err(WorkerError::ConsumerEnded),
+                },
+            }
+        }
+        stop_consumer(&channel, &consumer, &pipeline).await;
+        requeue_buffered(&mut consumer).await;
+        let probed = tokio::select! {
+            _ = &mut shutdown => None,
+            () = wait_for_credential(&pipeline) => Some(()),
+        };
+        if probed.is_none() {
+            break Ok(());
+        }
+        while paused.try_recv().is_ok() {}
+    };
+    pipeline.readiness.set_consuming(false);
+    info!(
+        in_flight = tasks.len(),
+        "Stopping; waiting for in-flight requests."
+    );
+    drain(&mut tasks).await;
+    let _ = channel.close(200, "worker stopped".into()).await;
+    outcome
+}
+
+async fn start_consumer(channel: &Channel, queue: &str) -> Result<Consumer, WorkerError> {
+    channel
         .basic_consume(
-            queue.as_str().into(),
+            queue.into(),
             format!("okta-dcr-worker-{}", std::process::id()).into(),
             BasicConsumeOptions::default(),
             FieldTable::default(),
         )
         .await
-        .map_err(WorkerError::Channel)?;
-    info!(queue = %queue, concurrency = settings.worker.concurrency, "Worker started; consuming requests.");
+        .map_err(WorkerError::Channel)
+}
 
-    let order = CredentialQueue::default();
-    let mut tasks = JoinSet::new();
-    tokio::pin!(shutdown);
-    let outcome = loop {
-        tokio::select! {
-            _ = &mut shutdown => break Ok(()),
-            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
-            next = consumer.next() => match next {
-                Some(Ok(delivery)) => spawn_delivery(&mut tasks, &pipeline, &order, delivery),
-                Some(Err(error)) => break Err(WorkerError::Channel(error)),
-                None => break Err(WorkerError::ConsumerEnded),
-            },
+async fn stop_consumer(channel: &Channel, consumer: &Consumer, pipeline: &Pipeline) {
+    pipeline.readiness.set_consuming(false);
+    if let Err(error) = channel
+        .basic_cancel(consumer.tag(), BasicCancelOptions::default())
+        .await
+    {
+        warn!(cause = %error, "Cancelling the consumer failed.");
+    }
+}
+
+/// Returns deliveries that reached the consumer before it was cancelled to the queue.
+async fn requeue_buffered(consumer: &mut Consumer) {
+    while let Ok(Some(Ok(delivery))) =
+        tokio::time::timeout(Duration::from_millis(100), consumer.next()).await
+    {
+        let _ = requeue(&delivery).await;
+    }
+}
+
+/// Probes Okta with backoff until it accepts the worker's credential again.
+async fn wait_for_credential(pipeline: &Pipeline) {
+    pipeline.readiness.set_credential_rejected(true);
+    let mut wait = CREDENTIAL_PROBE_MIN;
+    loop {
+        tokio::time::sleep(wait).await;
+        let budget = RetryBudget::new(Duration::ZERO);
+        match pipeline
+            .okta
+            .get_client(CREDENTIAL_PROBE_CLIENT_ID, &budget)
+            .await
+        {
+            Ok(_) => break,
+            Err(error) if error.class() != ErrorClass::Systemic => break,
+            Err(error) => {
+                debug!(code = error.code(), next_probe = ?wait, "Okta still rejects the credential.");
+                wait = (wait * 2).min(CREDENTIAL_PROBE_MAX);
+            }
         }
-    };
-    info!(
-        in_flight = tasks.len(),
-        "Stopping; waiting for in-flight requests."
-    );
-    let _ = channel
-        .basic_cancel(consumer.tag(), Default::default())
-        .await;
-    drain(&mut tasks).await;
-    outcome
+    }
+    pipeline.readiness.set_credential_rejected(false);
+    info!("Okta accepts the worker's credential again; resuming.");
 }
 
 fn spawn_delivery(
     tasks: &mut JoinSet<()>,
     pipeline: &Arc<Pipeline>,
     order: &CredentialQueue,
+    pause: &mpsc::UnboundedSender<()>,
     delivery: Delivery,
 ) {
     let decoded = pipeline.decode(&delivery);
@@ -180,12 +256,16 @@ fn spawn_delivery(
         redelivered = delivery.redelivered,
     );
     let pipeline = Arc::clone(pipeline);
+    let pause = pause.clone();
     tasks.spawn(
         async move {
             if let Some(turn) = &mut turn {
                 turn.wait().await;
             }
             let settlement = pipeline.process(&delivery, decoded).await;
+            if settlement == Settlement::RequeueAndPause {
+                let _ = pause.send(());
+            }
             settle(&delivery, settlement).await;
             drop(turn);
         }
@@ -197,12 +277,7 @@ fn spawn_delivery(
 async fn settle(delivery: &Delivery, settlement: Settlement) {
     let result = match settlement {
         Settlement::Ack => delivery.ack(BasicAckOptions::default()).await,
-        Settlement::Requeue => requeue(delivery).await,
-        Settlement::RequeueAndPause => {
-            // TODO: stop consuming and probe Okta instead of holding the delivery.
-            tokio::time::sleep(CREDENTIAL_REJECTED_PAUSE).await;
-            requeue(delivery).await
-        }
+        Settlement::Requeue | Settlement::RequeueAndPause => requeue(delivery).await,
     };
     if let Err(error) = result {
         warn!(cause = %error, ?settlement, "Settling the delivery failed; the broker will redeliver it.");

@@ -1,0 +1,38 @@
+//! What the worker reports about itself: whether it consumes, and whether Okta accepts its
+//! credential. Read by the readiness check and the logs.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Flags set by the consumer loop and read by health checks.
+#[derive(Debug, Default)]
+pub struct Readiness {
+    consuming: AtomicBool,
+    credential_rejected: AtomicBool,
+}
+
+impl Readiness {
+    /// Records whether a consumer is attached to the request queue.
+    pub fn set_consuming(&self, consuming: bool) {
+        self.consuming.store(consuming, Ordering::Relaxed);
+    }
+
+    /// Records whether Okta rejected the worker's own credential.
+    pub fn set_credential_rejected(&self, rejected: bool) {
+        self.credential_rejected.store(rejected, Ordering::Relaxed);
+    }
+
+    /// Reports whether a consumer is attached to the request queue.
+    pub fn is_consuming(&self) -> bool {
+        self.consuming.load(Ordering::Relaxed)
+    }
+
+    /// Reports whether Okta currently rejects the worker's credential.
+    pub fn is_credential_rejected(&self) -> bool {
+        self.credential_rejected.load(Ordering::Relaxed)
+    }
+
+    /// Reports whether the worker takes requests: consuming, with a credential Okta accepts.
+    pub fn is_ready(&self) -> bool {
+        self.is_consuming() && !self.is_credential_rejected()
+    }
+}
