@@ -248,10 +248,16 @@ pub fn parse_request(envelope: &Envelope) -> Result<Request, ValidationError> {
     let name = string_field(&fields, "name", provision)?;
     let managed_application_name = string_field(&fields, "managedApplicationName", provision)?;
 
-    let credential_data = if provision {
-        Some(parse_credential_data(&fields)?)
-    } else {
-        None
+    let credential_data = match job {
+        Job::Provision => Some(parse_credential_data(&fields)?),
+        // A rotation only needs to know whether the client has a secret; data that does not
+        // parse is left out rather than failing a request that does not depend on it.
+        Job::Rotate => fields
+            .optional_object("credentialData")
+            .ok()
+            .flatten()
+            .and_then(|map| CredentialData::parse(map, "credentialData").ok()),
+        _ => None,
     };
     let encryption = match fields.optional_object("encryption")? {
         Some(map) => Some(EncryptionSpec::parse(map, "encryption")?),

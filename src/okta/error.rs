@@ -206,6 +206,18 @@ impl OktaError {
         }))
     }
 
+    /// Reports whether Okta may have carried out the failed call even though it returned no
+    /// success: the call timed out, the connection broke after the request was sent, or Okta
+    /// returned a 5xx. A 429 and a refused connection prove that nothing was done.
+    pub fn may_have_been_applied(&self) -> bool {
+        match self {
+            OktaError::Timeout { .. } => true,
+            OktaError::Transport { source, .. } => !source.is_connect(),
+            OktaError::Api(api) => api.status >= 500,
+            _ => false,
+        }
+    }
+
     fn classify(&self) -> (ErrorClass, &'static str) {
         match self {
             OktaError::Api(api) => classify_api(api.status, api.body.code.as_deref()),

@@ -84,7 +84,7 @@ impl RetryPolicy {
     {
         let result = attempt
             .retry(self.backoff())
-            .when(|error| error.class() == ErrorClass::Transient)
+            .when(|error| is_retryable(route, error))
             .adjust(|error, backoff| self.next_wait(route, error, backoff, budget))
             .notify(|error, wait| {
                 budget.retries.fetch_add(1, Ordering::Relaxed);
@@ -141,6 +141,13 @@ impl RetryPolicy {
         }
         Some(wait)
     }
+}
+
+/// Transient errors are retried, except a client registration that Okta may have carried out:
+/// repeating it could create a second client, so the caller looks the client up instead.
+fn is_retryable(route: Route, error: &OktaError) -> bool {
+    let repeat_may_duplicate = route == Route::CreateClient && error.may_have_been_applied();
+    error.class() == ErrorClass::Transient && !repeat_may_duplicate
 }
 
 fn log_retry(route: Route, error: &OktaError, attempt: u32, wait: Duration) {

@@ -28,6 +28,13 @@ use crate::settings::Topology;
 use crate::worker::readiness::Readiness;
 use crate::worker::seen::SeenRequests;
 
+/// How long a client that may have just been created is looked for before it counts as not
+/// created. NOTE: an estimate of Okta's listing delay, not a documented bound; a client that
+/// Okta lists only later than this could still be created twice.
+const VISIBILITY_WINDOW: Duration = Duration::from_secs(5);
+const VISIBILITY_FIRST_WAIT: Duration = Duration::from_millis(250);
+const VISIBILITY_MAX_WAIT: Duration = Duration::from_secs(2);
+
 /// The disposition of a delivery once the pipeline is done with it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Settlement {
@@ -234,25 +241,12 @@ impl Pipeline {
         let registration = contract::build_registration(request, &self.name_template)
             .map_err(JobError::Invalid)?;
         let existing = match may_repeat {
-            true => {
-                self.okta
-                    .find_client_by_name(&registration.client_name, budget)
-                    .await?
-            }
+            true => self.find_created(&registration.client_name, budget).await?,
             false => None,
         };
         let (client, reason) = match existing {
-            Some(client) => {
-                info!(client_id = %client.client_id, "Found the client created by an earlier attempt.");
-                (
-                    self.refresh_secret(client, &registration, budget).await?,
-                    "client already existed; secret renewed",
-                )
-            }
-            None => (
-                self.okta.create_client(&registration, budget).await?,
-                "client created",
-            ),
+            Some(client) => self.reuse(client, &registration, budget).await?,
+            None => self.create(&registration, budget).await?,
         };
         if let Some(group_id) = &self.group_id {
             self.okta
@@ -260,6 +254,67 @@ impl Pipeline {
                 .await?;
         }
         Ok(success(request, CredentialState::Active, &client, reason))
+    }
+
+    /// Registers the client. A registration that failed in a way Okta may still have carried
+    /// out (a timeout, a broken connection, a 5xx) is never simply repeated: the client is
+    /// looked up by name first, and only created again when it cannot be found.
+    async fn create(
+        &self,
+        registration: &ClientRegistration,
+        budget: &RetryBudget,
+    ) -> Result<(RegisteredClient, &'static str), JobError> {
+        loop {
+            let error = match self.okta.create_client(registration, budget).await {
+                Ok(client) => return Ok((client, "client created")),
+                Err(error) if error.may_have_been_applied() => error,
+                Err(error) => return Err(error.into()),
+            };
+            warn!(code = error.code(), okta_request_id = error.okta_request_id(), cause = %error, "Client registration failed but may have been carried out; looking the client up before trying again.");
+            if let Some(client) = self.find_created(&registration.client_name, budget).await? {
+                return self.reuse(client, registration, budget).await;
+            }
+            if budget.remaining() < VISIBILITY_WINDOW {
+                return Err(error.into());
+            }
+        }
+    }
+
+    /// Finds a client this request may have created. Okta may list a new client only a few
+    /// seconds after creating it, so a miss is retried over a short, bounded window before it
+    /// counts as "not created".
+    async fn find_created(
+        &self,
+        name: &str,
+        budget: &RetryBudget,
+    ) -> Result<Option<RegisteredClient>, JobError> {
+        let deadline = tokio::time::Instant::now() + VISIBILITY_WINDOW.min(budget.remaining());
+        let mut wait = VISIBILITY_FIRST_WAIT;
+        loop {
+            match self.okta.find_client_by_name(name, budget).await {
+                Ok(Some(client)) => return Ok(Some(client)),
+                Ok(None) => {}
+                Err(error) if error.code() == codes::OKTA_NOT_FOUND => {}
+                Err(error) => return Err(error.into()),
+            }
+            if tokio::time::Instant::now() + wait > deadline {
+                return Ok(None);
+            }
+            debug!(client_name = %name, next_look_up = ?wait, "Client not listed yet; looking again.");
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(VISIBILITY_MAX_WAIT);
+        }
+    }
+
+    async fn reuse(
+        &self,
+        client: RegisteredClient,
+        registration: &ClientRegistration,
+        budget: &RetryBudget,
+    ) -> Result<(RegisteredClient, &'static str), JobError> {
+        info!(client_id = %client.client_id, "Found the client created by an earlier attempt; not creating another.");
+        let client = self.refresh_secret(client, registration, budget).await?;
+        Ok((client, "client already existed; secret renewed"))
     }
 
     async fn refresh_secret(
@@ -304,6 +359,17 @@ impl Pipeline {
         request: &Request,
         budget: &RetryBudget,
     ) -> Result<ResultMessage, JobError> {
+        let has_secret = request
+            .credential_data
+            .as_ref()
+            .map(|data| data.issues_secret());
+        if has_secret == Some(false) {
+            return Err(JobError::Invalid(ValidationError::invalid_field(
+                "credentialData",
+                "rotation does not apply: the client has no secret (a public or private_key_jwt \
+                 client)",
+            )));
+        }
         let client_id = self.require_client_id(request, budget).await?;
         let client = self.okta.new_secret(&client_id, budget).await?;
         Ok(success(
