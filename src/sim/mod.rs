@@ -93,7 +93,8 @@ pub struct SimConfig {
     /// Token the Okta and control routes accept as `SSWS <token>`. `None` generates a random
     /// Okta-shaped token at start, readable through [`SimHandle::api_token`].
     pub api_token: Option<Secret>,
-    /// Delay before every Okta-route response, to imitate network and Okta latency. Default 0.
+    /// Delay added to every Okta-route call, to imitate network and Okta latency: half before
+    /// the route takes effect and half after. Default 0.
     pub latency: Duration,
     /// Requests allowed per bucket per one-minute window before 429 E0000047. `None` (the
     /// default) never rejects, and reports a limit of 10000 with the real remaining count.

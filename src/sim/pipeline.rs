@@ -48,7 +48,11 @@ pub(crate) async fn okta_pipeline(
             .requests
             .begin(method.to_string(), path.clone(), query, SystemTime::now());
 
-    sleep_unless_zero(state.settings.latency).await;
+    // Half of the latency passes before the route runs and half after, like the two legs of
+    // a round trip, so a client that gives up mid-call may miss a response to a call that
+    // took effect, as with a real Okta.
+    let latency_before = state.settings.latency / 2;
+    sleep_unless_zero(latency_before).await;
 
     let (admission, rate) = admit(&state, request.headers(), &method, &path);
     let (mut response, scripted) = match admission {
@@ -56,6 +60,7 @@ pub(crate) async fn okta_pipeline(
         Admission::Admitted => (next.run(request).await, None),
         Admission::Faulted(fault) => run_fault(fault, request, next).await,
     };
+    sleep_unless_zero(state.settings.latency - latency_before).await;
 
     let now = SystemTime::now();
     insert_standard_headers(response.headers_mut(), &rate, now);
