@@ -254,15 +254,17 @@ async fn lost_create_response_reuses_client() {
         "/oauth2/v1/clients",
         ScriptedResponse::okta_error(502, "E0000009", "Bad gateway"),
     ));
-    // The new client is not listed at first, as Okta may lag after a create.
-    harness.sim.script(
-        Fault::respond(
-            "GET",
-            "/oauth2/v1/clients",
-            ScriptedResponse::new(200).with_body(json!([])),
-        )
-        .times(2),
-    );
+    // The new client is not found at first, as Okta may lag after a create.
+    harness.sim.script(Fault::respond(
+        "GET",
+        "/oauth2/v1/clients",
+        ScriptedResponse::okta_error(404, "E0000007", "Not found: Resource not found"),
+    ));
+    harness.sim.script(Fault::respond(
+        "GET",
+        "/oauth2/v1/clients",
+        ScriptedResponse::new(200).with_body(json!([])),
+    ));
     harness.publish(&provision("r-lost-201", "cred-lost")).await;
 
     let result = harness.next_result().await;
