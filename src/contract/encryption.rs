@@ -1,13 +1,30 @@
-//! The `encryption` member of a request: the consumer's RSA public key and the padding with
-//! which the result's client secret is encrypted. Only the shape is checked here; the
-//! encryption itself happens where the result is built.
+//! The `encryption` member of a request, and the encryption of the result's client secret
+//! with it. The request carries the consumer's RSA public key and the padding. Engage
+//! decrypts the secret with the matching private key, so the output formats here are fixed.
 
-use rsa::RsaPublicKey;
+use aes_gcm::aead::{Aead, AeadCore, KeyInit, Payload};
+use aes_gcm::Aes256Gcm;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine;
+use rand::rngs::OsRng;
+use rsa::traits::PublicKeyParts;
+use rsa::{Oaep, Pkcs1v15Encrypt, RsaPublicKey};
 use serde_json::{Map, Value};
+use sha1::Sha1;
+use sha2::{Digest, Sha256};
 
+use super::codes;
 use super::error::ValidationError;
 use super::fields::Fields;
 use super::jwks::parse_rsa_public_pem;
+use crate::secret::Secret;
+
+/// `enc` of the JWE form: AES-256-GCM (RFC 7518 section 5.3).
+const JWE_ENC: &str = "A256GCM";
+/// Length in bytes of the GCM authentication tag that `aes-gcm` appends to the ciphertext.
+const GCM_TAG_BYTES: usize = 16;
+/// Bytes that RSAES-PKCS1-v1_5 padding adds to a message (RFC 8017 section 7.2.1).
+const PKCS1V15_OVERHEAD_BYTES: usize = 11;
 
 /// RSA encryption padding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -104,6 +121,135 @@ fn parse_hash(name: &str, field: &str) -> Result<EncryptionHash, ValidationError
             name,
             "unknown hash; use `SHA256` or `SHA1`",
         )),
+    }
+}
+
+/// Encrypts a client secret with the consumer's key and padding from `spec`.
+///
+/// A secret that fits in one RSA block is encrypted directly and returned as standard base64
+/// with padding. A longer secret is returned as a JWE in compact serialization (RFC 7516):
+/// AES-256-GCM encrypts the secret under a random 256-bit key, and RSA with the padding of
+/// `spec` encrypts that key. One block holds k − 2·hLen − 2 bytes with OAEP and k − 11 bytes
+/// with PKCS#1 v1.5, where k is the modulus length and hLen the hash length in bytes.
+pub fn encrypt_secret(secret: &Secret, spec: &EncryptionSpec) -> Result<String, EncryptionError> {
+    let plaintext = secret.expose().as_bytes();
+    if plaintext.len() <= max_rsa_message_bytes(spec) {
+        let ciphertext = rsa_encrypt(spec, plaintext)?;
+        Ok(STANDARD.encode(ciphertext))
+    } else {
+        encrypt_jwe(spec, plaintext)
+    }
+}
+
+/// Failure to encrypt a client secret. The result then carries [`codes::ENCRYPTION_FAILED`]
+/// and no secret. Messages name the padding but never the secret or the key.
+#[derive(Debug, thiserror::Error)]
+pub enum EncryptionError {
+    /// RSA encryption of the secret or of the JWE content encryption key failed, typically
+    /// because the key is too short for the padding.
+    #[error("{scheme} encryption with the key in `encryption.key` failed: {source}")]
+    Rsa {
+        /// Padding as Engage names it, such as `RSA-OAEP with SHA256`.
+        scheme: &'static str,
+        /// Error from the `rsa` crate. In `rsa` 0.9 it is a kind without key or message bytes.
+        #[source]
+        source: rsa::Error,
+    },
+    /// AES-256-GCM encryption of the secret failed.
+    #[error("AES-256-GCM encryption of the client secret failed")]
+    Aes,
+}
+
+impl EncryptionError {
+    /// Returns the code for `status.code` of the result: always `encryption_failed`.
+    pub fn code(&self) -> &'static str {
+        codes::ENCRYPTION_FAILED
+    }
+}
+
+/// Returns the maximum message length in bytes that one RSA block holds with the padding of
+/// `spec` (RFC 8017 sections 7.1.1 and 7.2.1), or 0 when the key is too short for the padding.
+fn max_rsa_message_bytes(spec: &EncryptionSpec) -> usize {
+    let overhead = match spec.algorithm {
+        EncryptionAlgorithm::RsaOaep => 2 * oaep_hash_bytes(spec.hash) + 2,
+        EncryptionAlgorithm::Pkcs1v15 => PKCS1V15_OVERHEAD_BYTES,
+    };
+    spec.public_key.size().saturating_sub(overhead)
+}
+
+fn oaep_hash_bytes(hash: EncryptionHash) -> usize {
+    match hash {
+        EncryptionHash::Sha256 => <Sha256 as Digest>::output_size(),
+        EncryptionHash::Sha1 => <Sha1 as Digest>::output_size(),
+    }
+}
+
+/// Encrypts `message` in one RSA block. OAEP uses the same hash for MGF1 and no label.
+fn rsa_encrypt(spec: &EncryptionSpec, message: &[u8]) -> Result<Vec<u8>, EncryptionError> {
+    let key = &spec.public_key;
+    let result = match (spec.algorithm, spec.hash) {
+        (EncryptionAlgorithm::RsaOaep, EncryptionHash::Sha256) => {
+            key.encrypt(&mut OsRng, Oaep::new::<Sha256>(), message)
+        }
+        (EncryptionAlgorithm::RsaOaep, EncryptionHash::Sha1) => {
+            key.encrypt(&mut OsRng, Oaep::new::<Sha1>(), message)
+        }
+        (EncryptionAlgorithm::Pkcs1v15, _) => key.encrypt(&mut OsRng, Pkcs1v15Encrypt, message),
+    };
+    result.map_err(|source| EncryptionError::Rsa {
+        scheme: scheme_name(spec),
+        source,
+    })
+}
+
+/// Builds `header.encrypted_key.iv.ciphertext.tag`, each part base64url without padding. The
+/// ASCII of the encoded protected header is the additional authenticated data (RFC 7516
+/// section 5.1).
+fn encrypt_jwe(spec: &EncryptionSpec, plaintext: &[u8]) -> Result<String, EncryptionError> {
+    let header = format!(r#"{{"alg":"{}","enc":"{JWE_ENC}"}}"#, jwe_alg(spec));
+    let encoded_header = URL_SAFE_NO_PAD.encode(header);
+
+    let content_key = Aes256Gcm::generate_key(&mut OsRng);
+    let encrypted_key = rsa_encrypt(spec, &content_key)?;
+
+    let iv = Aes256Gcm::generate_nonce(&mut OsRng);
+    let payload = Payload {
+        msg: plaintext,
+        aad: encoded_header.as_bytes(),
+    };
+    let mut ciphertext = Aes256Gcm::new(&content_key)
+        .encrypt(&iv, payload)
+        .map_err(|_| EncryptionError::Aes)?;
+    let tag_start = ciphertext
+        .len()
+        .checked_sub(GCM_TAG_BYTES)
+        .ok_or(EncryptionError::Aes)?;
+    let tag = ciphertext.split_off(tag_start);
+
+    let parts = [
+        encoded_header,
+        URL_SAFE_NO_PAD.encode(encrypted_key),
+        URL_SAFE_NO_PAD.encode(iv),
+        URL_SAFE_NO_PAD.encode(ciphertext),
+        URL_SAFE_NO_PAD.encode(tag),
+    ];
+    Ok(parts.join("."))
+}
+
+/// Returns the JWE `alg` (RFC 7518 section 4.1) for the padding of `spec`.
+fn jwe_alg(spec: &EncryptionSpec) -> &'static str {
+    match (spec.algorithm, spec.hash) {
+        (EncryptionAlgorithm::RsaOaep, EncryptionHash::Sha256) => "RSA-OAEP-256",
+        (EncryptionAlgorithm::RsaOaep, EncryptionHash::Sha1) => "RSA-OAEP",
+        (EncryptionAlgorithm::Pkcs1v15, _) => "RSA1_5",
+    }
+}
+
+fn scheme_name(spec: &EncryptionSpec) -> &'static str {
+    match (spec.algorithm, spec.hash) {
+        (EncryptionAlgorithm::RsaOaep, EncryptionHash::Sha256) => "RSA-OAEP with SHA256",
+        (EncryptionAlgorithm::RsaOaep, EncryptionHash::Sha1) => "RSA-OAEP with SHA1",
+        (EncryptionAlgorithm::Pkcs1v15, _) => "PKCS",
     }
 }
 
