@@ -255,10 +255,237 @@ fn scheme_name(spec: &EncryptionSpec) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::OnceLock;
+
+    use aes_gcm::Nonce;
+    use rsa::RsaPrivateKey;
     use serde_json::json;
 
     use super::super::jwks::tests::RFC7638_SPKI_PEM;
     use super::*;
+
+    /// A 40-character secret, short enough for one block with every padding.
+    const SHORT_SECRET: &str = "s3cr3t-0123456789abcdefghijklmnopqrstuvw";
+
+    /// Returns a 2048-bit key, generated once per test run because generation takes seconds.
+    fn private_key() -> &'static RsaPrivateKey {
+        static KEY: OnceLock<RsaPrivateKey> = OnceLock::new();
+        KEY.get_or_init(|| RsaPrivateKey::new(&mut rand::thread_rng(), 2048).unwrap())
+    }
+
+    fn spec(algorithm: EncryptionAlgorithm, hash: EncryptionHash) -> EncryptionSpec {
+        EncryptionSpec {
+            public_key: private_key().to_public_key(),
+            algorithm,
+            hash,
+        }
+    }
+
+    fn oaep_sha256() -> EncryptionSpec {
+        spec(EncryptionAlgorithm::RsaOaep, EncryptionHash::Sha256)
+    }
+
+    fn oaep_sha1() -> EncryptionSpec {
+        spec(EncryptionAlgorithm::RsaOaep, EncryptionHash::Sha1)
+    }
+
+    fn pkcs1v15() -> EncryptionSpec {
+        spec(EncryptionAlgorithm::Pkcs1v15, EncryptionHash::Sha256)
+    }
+
+    fn encrypt(text: &str, spec: &EncryptionSpec) -> String {
+        encrypt_secret(&Secret::new(text), spec).unwrap()
+    }
+
+    /// Decrypts one RSA block with the padding that the JWE `alg` names.
+    fn rsa_decrypt(alg: &str, ciphertext: &[u8]) -> Vec<u8> {
+        let key = private_key();
+        let result = match alg {
+            "RSA-OAEP-256" => key.decrypt(Oaep::new::<Sha256>(), ciphertext),
+            "RSA-OAEP" => key.decrypt(Oaep::new::<Sha1>(), ciphertext),
+            "RSA1_5" => key.decrypt(Pkcs1v15Encrypt, ciphertext),
+            other => panic!("unknown alg {other}"),
+        };
+        result.unwrap()
+    }
+
+    /// Decrypts the short form: standard base64 of one RSA block.
+    fn decrypt_short(alg: &str, encoded: &str) -> String {
+        let ciphertext = STANDARD.decode(encoded).unwrap();
+        String::from_utf8(rsa_decrypt(alg, &ciphertext)).unwrap()
+    }
+
+    fn decode_part(part: &str) -> Vec<u8> {
+        URL_SAFE_NO_PAD.decode(part).unwrap()
+    }
+
+    fn jwe_parts(token: &str) -> Vec<&str> {
+        token.split('.').collect()
+    }
+
+    fn jwe_header(token: &str) -> Value {
+        serde_json::from_slice(&decode_part(jwe_parts(token)[0])).unwrap()
+    }
+
+    /// Decrypts a compact JWE the way a consumer does: the header's `alg` selects the RSA
+    /// padding for the content key, and `aad` is the additional authenticated data.
+    fn decrypt_jwe_with_aad(token: &str, aad: &[u8]) -> Result<String, aes_gcm::Error> {
+        let parts = jwe_parts(token);
+        let header = jwe_header(token);
+        let content_key = rsa_decrypt(header["alg"].as_str().unwrap(), &decode_part(parts[1]));
+        let iv = decode_part(parts[2]);
+        let mut sealed = decode_part(parts[3]);
+        sealed.extend(decode_part(parts[4]));
+        let cipher = Aes256Gcm::new_from_slice(&content_key).unwrap();
+        let payload = Payload { msg: &sealed, aad };
+        let plaintext = cipher.decrypt(Nonce::from_slice(&iv), payload)?;
+        Ok(String::from_utf8(plaintext).unwrap())
+    }
+
+    fn decrypt_jwe(token: &str) -> String {
+        let aad = jwe_parts(token)[0].as_bytes();
+        decrypt_jwe_with_aad(token, aad).unwrap()
+    }
+
+    #[test]
+    fn short_oaep_sha256_round_trips() {
+        let encoded = encrypt(SHORT_SECRET, &oaep_sha256());
+        assert_eq!(decrypt_short("RSA-OAEP-256", &encoded), SHORT_SECRET);
+    }
+
+    #[test]
+    fn short_oaep_sha1_round_trips() {
+        let encoded = encrypt(SHORT_SECRET, &oaep_sha1());
+        assert_eq!(decrypt_short("RSA-OAEP", &encoded), SHORT_SECRET);
+    }
+
+    #[test]
+    fn short_pkcs1v15_round_trips() {
+        let encoded = encrypt(SHORT_SECRET, &pkcs1v15());
+        assert_eq!(decrypt_short("RSA1_5", &encoded), SHORT_SECRET);
+    }
+
+    #[test]
+    fn short_form_is_padded_standard_base64() {
+        let encoded = encrypt(SHORT_SECRET, &oaep_sha256());
+        assert_eq!(STANDARD.decode(&encoded).unwrap().len(), 256);
+        assert!(!encoded.contains('-'), "URL-safe `-` in {encoded}");
+        assert!(!encoded.contains('_'), "URL-safe `_` in {encoded}");
+        // 256 bytes leave one byte over a multiple of 3, so standard base64 ends in `==`.
+        assert!(encoded.ends_with("=="), "no padding in {encoded}");
+    }
+
+    #[test]
+    fn short_form_is_randomized() {
+        for spec in [oaep_sha256(), oaep_sha1(), pkcs1v15()] {
+            let first = encrypt(SHORT_SECRET, &spec);
+            let second = encrypt(SHORT_SECRET, &spec);
+            assert_ne!(first, second, "{}", scheme_name(&spec));
+        }
+    }
+
+    #[test]
+    fn long_oaep_sha256_as_jwe() {
+        let secret = "a".repeat(300);
+        let token = encrypt(&secret, &oaep_sha256());
+        assert_eq!(jwe_parts(&token).len(), 5);
+        assert_eq!(
+            jwe_header(&token),
+            json!({ "alg": "RSA-OAEP-256", "enc": "A256GCM" })
+        );
+        assert_eq!(decrypt_jwe(&token), secret);
+    }
+
+    #[test]
+    fn long_oaep_sha1_as_jwe() {
+        let secret = "b".repeat(300);
+        let token = encrypt(&secret, &oaep_sha1());
+        assert_eq!(jwe_parts(&token).len(), 5);
+        assert_eq!(
+            jwe_header(&token),
+            json!({ "alg": "RSA-OAEP", "enc": "A256GCM" })
+        );
+        assert_eq!(decrypt_jwe(&token), secret);
+    }
+
+    #[test]
+    fn long_pkcs1v15_as_jwe() {
+        let secret = "c".repeat(300);
+        let token = encrypt(&secret, &pkcs1v15());
+        assert_eq!(jwe_parts(&token).len(), 5);
+        assert_eq!(
+            jwe_header(&token),
+            json!({ "alg": "RSA1_5", "enc": "A256GCM" })
+        );
+        assert_eq!(decrypt_jwe(&token), secret);
+    }
+
+    #[test]
+    fn jwe_parts_have_expected_lengths() {
+        let secret = "d".repeat(300);
+        let token = encrypt(&secret, &oaep_sha256());
+        let parts = jwe_parts(&token);
+        assert!(!token.contains('='), "padding in {token}");
+        assert_eq!(decode_part(parts[1]).len(), 256, "encrypted key");
+        assert_eq!(decode_part(parts[2]).len(), 12, "IV");
+        assert_eq!(decode_part(parts[3]).len(), 300, "ciphertext");
+        assert_eq!(decode_part(parts[4]).len(), 16, "tag");
+    }
+
+    #[test]
+    fn jwe_header_is_authenticated() {
+        let token = encrypt(&"e".repeat(300), &oaep_sha256());
+        assert!(decrypt_jwe_with_aad(&token, b"").is_err());
+    }
+
+    #[test]
+    fn jwe_is_randomized() {
+        let secret = "f".repeat(300);
+        let first = encrypt(&secret, &oaep_sha256());
+        let second = encrypt(&secret, &oaep_sha256());
+        assert_ne!(jwe_parts(&first)[2], jwe_parts(&second)[2], "IV");
+        assert_ne!(jwe_parts(&first)[3], jwe_parts(&second)[3], "ciphertext");
+    }
+
+    #[test]
+    fn block_limit_selects_form() {
+        // One 2048-bit block: 256 − 2·32 − 2, 256 − 2·20 − 2 and 256 − 11 bytes.
+        for (spec, limit) in [(oaep_sha256(), 190), (oaep_sha1(), 214), (pkcs1v15(), 245)] {
+            let name = scheme_name(&spec);
+            let fitting = encrypt(&"g".repeat(limit), &spec);
+            assert!(!fitting.contains('.'), "{name}: {limit} bytes became a JWE");
+            let longer = encrypt(&"g".repeat(limit + 1), &spec);
+            assert_eq!(jwe_parts(&longer).len(), 5, "{name}: {} bytes", limit + 1);
+        }
+    }
+
+    #[test]
+    fn block_limit_counts_utf8_bytes() {
+        // 64 `€` are 64 characters but 192 bytes, over the 190-byte OAEP SHA-256 limit.
+        let secret = "€".repeat(64);
+        let token = encrypt(&secret, &oaep_sha256());
+        assert_eq!(jwe_parts(&token).len(), 5);
+        assert_eq!(decrypt_jwe(&token), secret);
+    }
+
+    #[test]
+    fn short_key_error_hides_secret() {
+        // 512 bits leave no room for OAEP with SHA-256 (66 bytes of padding in 64).
+        let small_key = RsaPrivateKey::new(&mut rand::thread_rng(), 512).unwrap();
+        let spec = EncryptionSpec {
+            public_key: small_key.to_public_key(),
+            algorithm: EncryptionAlgorithm::RsaOaep,
+            hash: EncryptionHash::Sha256,
+        };
+        let error = encrypt_secret(&Secret::new(SHORT_SECRET), &spec).unwrap_err();
+        assert_eq!(error.code(), "encryption_failed");
+        assert!(
+            error.to_string().contains("RSA-OAEP with SHA256"),
+            "{error}"
+        );
+        assert!(!error.to_string().contains(SHORT_SECRET), "{error}");
+        assert!(!format!("{error:?}").contains(SHORT_SECRET), "{error:?}");
+    }
 
     fn parse(value: Value) -> Result<EncryptionSpec, ValidationError> {
         match value {
