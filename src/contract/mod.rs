@@ -9,12 +9,13 @@
 //!    rules to `credentialData` for provision, or returns a [`ValidationError`].
 //! 3. [`build_registration`] renders the Okta registration body of a provision request;
 //!    [`client_name`] renders the deterministic client name for any job.
-//! 4. [`ResultMessage`] carries the outcome, with [`codes`] for `status.code`.
+//! 4. [`ResultMessage`] carries the outcome, with [`codes`] for `status.code`. When the
+//!    request has `encryption`, [`encrypt_secret`] encrypts the client secret in it.
 
 pub mod codes;
 mod credential_data;
 mod decode;
-mod encryption;
+pub mod encryption;
 mod error;
 mod fields;
 mod jwks;
@@ -28,7 +29,9 @@ mod vocabulary;
 
 pub use credential_data::{ApplicationType, AuthMethod, CredentialData, GrantType, ResponseType};
 pub use decode::{decode, DecodeError, Envelope, DEFAULT_MAX_BODY_BYTES, MAX_REQUEST_ID_CHARS};
-pub use encryption::{EncryptionAlgorithm, EncryptionHash, EncryptionSpec};
+pub use encryption::{
+    encrypt_secret, EncryptionAlgorithm, EncryptionError, EncryptionHash, EncryptionSpec,
+};
 pub use error::{ErrorKind, ValidationError, MAX_ERROR_VALUE_CHARS};
 pub use jwks::{ec_thumbprint, rsa_jwk, rsa_thumbprint, MIN_RSA_BITS};
 pub use naming::{
