@@ -20,10 +20,11 @@ use tracing::{debug, error, info, warn};
 use crate::broker::headers::{self, DeadLetterReason};
 use crate::broker::publisher::{json_properties, ConfirmedPublisher};
 use crate::contract::{
-    self, codes, ClientRegistration, CredentialState, Envelope, Job, NameTemplate, Request,
-    ResultData, ResultMessage, ValidationError,
+    self, codes, encrypt_secret, ClientRegistration, CredentialState, EncryptionError, Envelope,
+    Job, NameTemplate, Request, ResultData, ResultMessage, ValidationError,
 };
 use crate::okta::{Deletion, ErrorClass, OktaClient, OktaError, RegisteredClient, RetryBudget};
+use crate::secret::Secret;
 use crate::settings::Topology;
 use crate::worker::readiness::Readiness;
 use crate::worker::seen::SeenRequests;
@@ -34,6 +35,10 @@ use crate::worker::seen::SeenRequests;
 const VISIBILITY_WINDOW: Duration = Duration::from_secs(5);
 const VISIBILITY_FIRST_WAIT: Duration = Duration::from_millis(250);
 const VISIBILITY_MAX_WAIT: Duration = Duration::from_secs(2);
+
+/// Length of the sample secret encrypted to check a request's key; Okta's client secrets are
+/// 40 to 64 characters.
+const SAMPLE_SECRET_BYTES: usize = 64;
 
 /// The disposition of a delivery once the pipeline is done with it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +74,7 @@ pub enum Decoded {
 /// The failure of a job.
 enum JobError {
     Invalid(ValidationError),
+    Encryption(EncryptionError),
     ClientNotFound(String),
     Okta(OktaError),
 }
@@ -166,6 +172,10 @@ impl Pipeline {
                     attempts,
                 )
             }
+            Err(JobError::Encryption(error)) => {
+                warn!(cause = %error, "Encrypting the client secret failed; publishing an error without it.");
+                ResultMessage::error(request, error.code(), &error.to_string(), false, attempts)
+            }
             Err(JobError::ClientNotFound(name)) => {
                 let reason = format!("no Okta client named `{name}` was found; pass idpClientId");
                 info!(%reason, "Request failed.");
@@ -221,6 +231,7 @@ impl Pipeline {
         budget: &RetryBudget,
         may_repeat: bool,
     ) -> Result<ResultMessage, JobError> {
+        check_encryption_key(request)?;
         match request.job {
             Job::Provision => self.provision(request, budget, may_repeat).await,
             Job::Deprovision | Job::Expire => self.deprovision(request, budget).await,
@@ -253,7 +264,7 @@ impl Pipeline {
                 .assign_group(&client.client_id, group_id, budget)
                 .await?;
         }
-        Ok(success(request, CredentialState::Active, &client, reason))
+        success(request, CredentialState::Active, &client, reason)
     }
 
     /// Registers the client. A registration that failed in a way Okta may still have carried
@@ -372,12 +383,7 @@ impl Pipeline {
         }
         let client_id = self.require_client_id(request, budget).await?;
         let client = self.okta.new_secret(&client_id, budget).await?;
-        Ok(success(
-            request,
-            CredentialState::Active,
-            &client,
-            "secret rotated",
-        ))
+        success(request, CredentialState::Active, &client, "secret rotated")
     }
 
     async fn set_active(
@@ -492,26 +498,46 @@ impl Pipeline {
     }
 }
 
+/// Builds a Success result carrying the client, with its secret encrypted when the request
+/// asks for it. No plaintext secret leaves this function for such a request.
 fn success(
     request: &Request,
     state: CredentialState,
     client: &RegisteredClient,
     reason: &str,
-) -> ResultMessage {
+) -> Result<ResultMessage, JobError> {
+    let client_secret = match (&client.client_secret, &request.encryption) {
+        (Some(secret), Some(spec)) => Some(Secret::new(
+            encrypt_secret(secret, spec).map_err(JobError::Encryption)?,
+        )),
+        (secret, _) => secret.clone(),
+    };
     let data = ResultData {
         client_id: client.client_id.clone(),
-        client_secret: client.client_secret.clone(),
+        client_secret,
         client_id_issued_at: client.client_id_issued_at,
         client_secret_expires_at: client.client_secret_expires_at,
     };
-    ResultMessage::success(
+    Ok(ResultMessage::success(
         request,
         state,
         Some(data),
         Some(client.client_id.clone()),
         reason,
         0,
-    )
+    ))
+}
+
+/// Encrypts a sample secret with the request's key before any Okta call, so that a key that
+/// cannot be used fails the request before a client is created whose secret nobody could read.
+fn check_encryption_key(request: &Request) -> Result<(), JobError> {
+    let Some(spec) = &request.encryption else {
+        return Ok(());
+    };
+    let sample = Secret::new("s".repeat(SAMPLE_SECRET_BYTES));
+    encrypt_secret(&sample, spec)
+        .map(|_| ())
+        .map_err(JobError::Encryption)
 }
 
 fn absent(request: &Request) -> ResultMessage {
