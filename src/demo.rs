@@ -101,6 +101,7 @@ fn demo_settings(simulator: &sim::SimHandle) -> Result<Settings, String> {
             },
             confirm_timeout: Duration::from_secs(30),
             max_body_bytes: 1024 * 1024,
+            heartbeat: Duration::from_secs(30),
         },
         okta: OktaSettings {
             org_url,
@@ -112,6 +113,7 @@ fn demo_settings(simulator: &sim::SimHandle) -> Result<Settings, String> {
             concurrency: 4,
             retry_budget: Duration::from_secs(30),
             client_name_template: None,
+            drain_timeout: Duration::from_secs(10),
         },
     })
 }

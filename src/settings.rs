@@ -129,6 +129,9 @@ pub struct BrokerSettings {
     /// Largest request body accepted (`OKTA_DCR_MAX_BODY_BYTES`, default 1 MiB); larger ones
     /// are dead-lettered.
     pub max_body_bytes: usize,
+    /// AMQP heartbeat interval asked of the broker (`OKTA_DCR_HEARTBEAT_SECS`, default 30
+    /// seconds); a connection silent for about twice as long counts as lost.
+    pub heartbeat: Duration,
 }
 
 /// How the worker authenticates to Okta.
@@ -167,6 +170,9 @@ pub struct WorkerSettings {
     /// Okta client name template (`OKTA_DCR_CLIENT_NAME_TEMPLATE`); see the README for the
     /// placeholders. Empty means the built-in default.
     pub client_name_template: Option<String>,
+    /// How long in-flight requests may run after SIGTERM or SIGINT before the worker exits and
+    /// leaves them unacked for redelivery (`OKTA_DCR_DRAIN_TIMEOUT_SECS`, default 30 seconds).
+    pub drain_timeout: Duration,
 }
 
 /// Everything `run` needs.
@@ -219,6 +225,7 @@ impl BrokerSettings {
             },
             confirm_timeout: env.seconds("OKTA_DCR_CONFIRM_TIMEOUT_SECS", 30)?,
             max_body_bytes: env.positive("OKTA_DCR_MAX_BODY_BYTES", 1024 * 1024)?,
+            heartbeat: env.seconds("OKTA_DCR_HEARTBEAT_SECS", 30)?,
         })
     }
 }
@@ -244,6 +251,7 @@ impl WorkerSettings {
             concurrency: env.positive("OKTA_DCR_CONCURRENCY", 16)?,
             retry_budget: env.seconds("OKTA_DCR_RETRY_BUDGET_SECS", 300)?,
             client_name_template: env.text("OKTA_DCR_CLIENT_NAME_TEMPLATE").map(str::to_owned),
+            drain_timeout: env.seconds("OKTA_DCR_DRAIN_TIMEOUT_SECS", 30)?,
         })
     }
 }

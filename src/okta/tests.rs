@@ -433,10 +433,7 @@ async fn unavailable_with_calls_left_uses_backoff() {
     })
     .await;
     let started = Instant::now();
-    let created = okta
-        .client()
-        .create_client(&registration(), &budget())
-        .await;
+    let created = okta.client().get_client("0oa1", &budget()).await;
     assert!(created.is_ok());
     assert!(started.elapsed() < Duration::from_secs(1));
 }
@@ -445,11 +442,7 @@ async fn unavailable_with_calls_left_uses_backoff() {
 async fn unavailable_until_budget_spent() {
     let okta = MockOkta::start(|_, _| Reply::empty(503)).await;
     let budget = RetryBudget::new(Duration::from_millis(400));
-    let error = okta
-        .client()
-        .create_client(&registration(), &budget)
-        .await
-        .unwrap_err();
+    let error = okta.client().get_client("0oa1", &budget).await.unwrap_err();
     let returned = Instant::now();
     assert_eq!(error.class(), ErrorClass::Transient);
     assert_eq!(error.code(), "okta_unavailable");
@@ -782,4 +775,21 @@ async fn config_rejects_empty_token() {
     };
     let error = OktaClient::new(config).unwrap_err();
     assert_eq!(error.code(), "okta_invalid_config");
+}
+
+#[tokio::test]
+async fn registration_not_repeated_after_503() {
+    let okta = MockOkta::start(|_, _| Reply::empty(503)).await;
+    let budget = RetryBudget::new(Duration::from_secs(5));
+    let error = okta
+        .client()
+        .create_client(&registration(), &budget)
+        .await
+        .unwrap_err();
+    assert!(error.may_have_been_applied());
+    assert_eq!(
+        okta.requests().len(),
+        1,
+        "a registration Okta may have made is not repeated"
+    );
 }

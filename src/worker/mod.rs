@@ -1,11 +1,13 @@
-//! The worker: a pool of tokio tasks that consume requests, run each through the
-//! per-request [`pipeline`], and settle every delivery exactly once.
+//! The worker: a [`supervisor`] that keeps a broker session alive, a [`pool`] of tokio tasks
+//! that consume requests and run each through the per-request [`pipeline`], settling every
+//! delivery exactly once.
 
 pub mod order;
 pub mod pipeline;
 pub mod pool;
 pub mod readiness;
 pub mod seen;
+pub mod supervisor;
 
 pub use pipeline::{Pipeline, Settlement};
-pub use pool::{run, WorkerError};
+pub use supervisor::{run, run_with_readiness, WorkerError};

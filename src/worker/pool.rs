@@ -15,25 +15,15 @@ use lapin::options::{
 };
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection, Consumer};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tracing::{debug, error, info, info_span, warn, Instrument};
 
-use crate::broker::{self, ConfirmedPublisher, TopologyError};
-use crate::contract::{NameTemplate, TemplateError};
-use crate::okta::{ErrorClass, OktaAuth, OktaClient, OktaConfig, OktaError, RetryBudget};
-use crate::settings::{OktaCredential, Settings};
+use crate::okta::{ErrorClass, RetryBudget};
+use crate::settings::Settings;
 use crate::worker::order::CredentialQueue;
 use crate::worker::pipeline::{Decoded, Pipeline, Settlement};
-use crate::worker::readiness::Readiness;
-use crate::worker::seen::SeenRequests;
-
-/// How many request ids the worker remembers to detect repeats within one process.
-const SEEN_CAPACITY: usize = 100_000;
-
-/// How long in-flight requests may run after a shutdown signal before the process exits and
-/// leaves them unacked for redelivery.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+use crate::worker::supervisor::WorkerError;
 
 /// First and longest wait between probes while Okta rejects the worker's credential.
 const CREDENTIAL_PROBE_MIN: Duration = Duration::from_secs(1);
@@ -43,79 +33,37 @@ const CREDENTIAL_PROBE_MAX: Duration = Duration::from_secs(60);
 /// accepted the credential.
 const CREDENTIAL_PROBE_CLIENT_ID: &str = "okta-dcr-worker-credential-probe";
 
-/// An error that stops the worker.
-#[derive(Debug, thiserror::Error)]
-pub enum WorkerError {
-    #[error("cannot connect to RabbitMQ: {0}")]
-    Connect(lapin::Error),
-    #[error(transparent)]
-    Topology(#[from] TopologyError),
-    #[error("RabbitMQ channel failed: {0}")]
-    Channel(lapin::Error),
-    #[error("invalid setting OKTA_DCR_CLIENT_NAME_TEMPLATE: {0}")]
-    Template(#[from] TemplateError),
-    #[error("cannot set up the Okta client: {0}")]
-    Okta(#[from] OktaError),
-    #[error("the OAuth 2.0 service-app credential (OKTA_CLIENT_ID) is not supported by this build; set OKTA_API_TOKEN")]
-    UnsupportedCredential,
-    #[error("the broker cancelled the consumer or closed the channel; stopping")]
-    ConsumerEnded,
+/// What the consumer loop shares with the supervisor across broker sessions.
+pub struct Pool {
+    pub tasks: JoinSet<()>,
+    pub order: CredentialQueue,
 }
 
-/// Runs the worker until `shutdown` resolves: declares the topology, consumes requests and
-/// processes them.
-pub async fn run(
-    settings: Settings,
-    shutdown: impl std::future::Future<Output = ()>,
-) -> Result<(), WorkerError> {
-    let okta = okta_client(&settings)?;
-    let template = match &settings.worker.client_name_template {
-        Some(template) => NameTemplate::parse(template)?,
-        None => NameTemplate::default(),
-    };
-    let connection = broker::connect(&settings.broker.amqp_url, "run")
-        .await
-        .map_err(WorkerError::Connect)?;
-    broker::declare_topology(&connection, &settings.broker.topology).await?;
-    let publisher = ConfirmedPublisher::open(&connection, settings.broker.confirm_timeout)
-        .await
-        .map_err(WorkerError::Channel)?;
-    let pipeline = Arc::new(Pipeline {
-        okta,
-        publisher,
-        topology: settings.broker.topology.clone(),
-        name_template: template,
-        group_id: settings.okta.group_id.clone(),
-        retry_budget: settings.worker.retry_budget,
-        max_body_bytes: settings.broker.max_body_bytes,
-        seen: Arc::new(SeenRequests::new(SEEN_CAPACITY)),
-        readiness: Arc::new(Readiness::default()),
-    });
-    let result = consume(&connection, &settings, pipeline, shutdown).await;
-    let _ = connection.close(200, "worker stopped".into()).await;
-    result
+impl Pool {
+    /// Creates a pool with no tasks.
+    pub fn new() -> Self {
+        Self {
+            tasks: JoinSet::new(),
+            order: CredentialQueue::default(),
+        }
+    }
 }
 
-fn okta_client(settings: &Settings) -> Result<OktaClient, WorkerError> {
-    let auth = match &settings.okta.credential {
-        OktaCredential::ApiToken(token) => OktaAuth::ApiToken(token.clone()),
-        OktaCredential::ServiceApp { .. } => return Err(WorkerError::UnsupportedCredential),
-    };
-    let config = OktaConfig {
-        org_url: settings.okta.org_url.clone(),
-        auth,
-        call_timeout: settings.okta.call_timeout,
-        min_backoff: Duration::from_millis(250),
-        max_backoff: Duration::from_secs(30),
-    };
-    Ok(OktaClient::new(config)?)
+impl Default for Pool {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
-async fn consume(
+/// Consumes the request queue on `connection` until `stop` turns true (returns `Ok`) or the
+/// channel, the consumer or the connection fails (returns the error, so that the supervisor
+/// reconnects). In-flight tasks keep running in `pool` either way.
+pub async fn consume(
     connection: &Connection,
     settings: &Settings,
     pipeline: Arc<Pipeline>,
-    shutdown: impl std::future::Future<Output = ()>,
+    pool: &mut Pool,
+    stop: &mut watch::Receiver<bool>,
 ) -> Result<(), WorkerError> {
     let channel = connection
         .create_channel()
@@ -126,10 +74,7 @@ async fn consume(
         .await
         .map_err(WorkerError::Channel)?;
     let queue = &settings.broker.topology.request_queue;
-    let order = CredentialQueue::default();
-    let mut tasks = JoinSet::new();
     let (pause, mut paused) = mpsc::unbounded_channel::<()>();
-    tokio::pin!(shutdown);
 
     let outcome = 'session: loop {
         let mut consumer = start_consumer(&channel, queue).await?;
@@ -137,16 +82,14 @@ async fn consume(
         info!(queue = %queue, concurrency = settings.worker.concurrency, "Consuming requests.");
         loop {
             tokio::select! {
-                _ = &mut shutdown => {
+                () = stop_requested(stop) => {
                     stop_consumer(&channel, &consumer, &pipeline).await;
                     break 'session Ok(());
                 }
-                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                Some(_) = pool.tasks.join_next(), if !pool.tasks.is_empty() => {}
                 Some(()) = paused.recv() => break,
                 next = consumer.next() => match next {
-                    Some(Ok(delivery)) => {
-                        spawn_delivery(&mut tasks, &pipeline, &order, &pause, delivery)
-                    }
+                    Some(Ok(delivery)) => spawn_delivery(pool, &pipeline, &pause, delivery),
                     Some(Err(error)) => break 'session Err(WorkerError::Channel(error)),
                     None => break 'session Err(WorkerError::ConsumerEnded),
                 },
@@ -155,7 +98,7 @@ async fn consume(
         stop_consumer(&channel, &consumer, &pipeline).await;
         requeue_buffered(&mut consumer).await;
         let probed = tokio::select! {
-            _ = &mut shutdown => None,
+            () = stop_requested(stop) => None,
             () = wait_for_credential(&pipeline) => Some(()),
         };
         if probed.is_none() {
@@ -164,13 +107,13 @@ async fn consume(
         while paused.try_recv().is_ok() {}
     };
     pipeline.readiness.set_consuming(false);
-    info!(
-        in_flight = tasks.len(),
-        "Stopping; waiting for in-flight requests."
-    );
-    drain(&mut tasks).await;
-    let _ = channel.close(200, "worker stopped".into()).await;
     outcome
+}
+
+/// Resolves once `stop` turns true, or at once if its sender is gone.
+pub async fn stop_requested(stop: &mut watch::Receiver<bool>) {
+    // The guard `wait_for` returns is not `Send`, so it is dropped here, before any await.
+    let _ = stop.wait_for(|stopping| *stopping).await.map(|_| ());
 }
 
 async fn start_consumer(channel: &Channel, queue: &str) -> Result<Consumer, WorkerError> {
@@ -229,9 +172,8 @@ async fn wait_for_credential(pipeline: &Pipeline) {
 }
 
 fn spawn_delivery(
-    tasks: &mut JoinSet<()>,
+    pool: &mut Pool,
     pipeline: &Arc<Pipeline>,
-    order: &CredentialQueue,
     pause: &mpsc::UnboundedSender<()>,
     delivery: Delivery,
 ) {
@@ -247,7 +189,7 @@ fn spawn_delivery(
         ),
         Decoded::Poison(_) => (String::new(), None),
     };
-    let mut turn = credential_id.as_deref().map(|id| order.enqueue(id));
+    let mut turn = credential_id.as_deref().map(|id| pool.order.enqueue(id));
     let span = info_span!(
         "request",
         request_id = %request_id,
@@ -257,7 +199,7 @@ fn spawn_delivery(
     );
     let pipeline = Arc::clone(pipeline);
     let pause = pause.clone();
-    tasks.spawn(
+    pool.tasks.spawn(
         async move {
             if let Some(turn) = &mut turn {
                 turn.wait().await;
@@ -293,8 +235,14 @@ async fn requeue(delivery: &Delivery) -> Result<bool, lapin::Error> {
         .await
 }
 
-async fn drain(tasks: &mut JoinSet<()>) {
-    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+/// Waits up to `timeout` for in-flight requests, then aborts the rest; their deliveries stay
+/// unacked, so the broker redelivers them.
+pub async fn drain(tasks: &mut JoinSet<()>, timeout: Duration) {
+    info!(
+        in_flight = tasks.len(),
+        "Stopping; waiting for in-flight requests."
+    );
+    let drained = tokio::time::timeout(timeout, async {
         while tasks.join_next().await.is_some() {}
     })
     .await;

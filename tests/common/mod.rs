@@ -281,6 +281,7 @@ pub fn test_settings(sim: &SimHandle) -> Settings {
             },
             confirm_timeout: Duration::from_secs(10),
             max_body_bytes: 64 * 1024,
+            heartbeat: Duration::from_secs(30),
         },
         okta: OktaSettings {
             org_url: url::Url::parse(&sim.base_url()).unwrap(),
@@ -292,6 +293,7 @@ pub fn test_settings(sim: &SimHandle) -> Settings {
             concurrency: 8,
             retry_budget: Duration::from_secs(10),
             client_name_template: None,
+            drain_timeout: Duration::from_secs(10),
         },
     }
 }
