@@ -177,8 +177,17 @@ fn setting_failed(error: settings::SettingsError) -> ExitCode {
     ExitCode::from(2)
 }
 
-/// Resolves on the first SIGTERM or SIGINT.
+/// Resolves on the first SIGTERM or SIGINT, and exits the process at once on the second.
 pub async fn shutdown_signal() {
+    wait_for_signal().await;
+    tokio::spawn(async {
+        wait_for_signal().await;
+        eprintln!("okta-dcr-worker: second signal; exiting without waiting for in-flight requests");
+        std::process::exit(130);
+    });
+}
+
+async fn wait_for_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
@@ -203,7 +212,16 @@ pub async fn shutdown_signal() {
 
 fn init_logging() -> Result<(), settings::SettingsError> {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // lapin logs every message the broker returns at WARN, body included, and a returned result
+    // carries a client secret: that target is always off. Without RUST_LOG, lapin's own
+    // channel errors are off too, because the worker logs each failure it acts on itself.
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,lapin=off"))
+        .add_directive(
+            "lapin::returned_messages=off"
+                .parse()
+                .expect("a constant directive parses"),
+        );
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -93,7 +93,7 @@ fn demo_settings(simulator: &sim::SimHandle) -> Result<Settings, String> {
                 request_exchange: format!("{prefix}.requests"),
                 request_queue: format!("{prefix}.requests"),
                 request_queue_type: QueueType::Classic,
-                delivery_limit: 20,
+                delivery_limit: 0,
                 result_exchange: format!("{prefix}.results"),
                 result_queue: Some(format!("{prefix}.results")),
                 dead_letter_exchange: format!("{prefix}.dead-letter"),

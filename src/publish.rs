@@ -229,10 +229,13 @@ fn read_source(file: &Path) -> Result<(String, Vec<u8>), String> {
 /// Splits one input into request bodies: a JSON object is one request, a JSON array is one
 /// request per element, and anything else is read as NDJSON (one request per non-empty line).
 pub fn split_requests(name: &str, text: &[u8]) -> Result<Vec<Input>, String> {
+    let text = text.strip_prefix(b"\xef\xbb\xbf").unwrap_or(text);
     let input = |index: usize, body: Vec<u8>| Input {
         origin: format!("{name}:{}", index + 1),
         body,
     };
+    let first_line = text.split(|byte| *byte == b'\n').next().unwrap_or_default();
+    let one_document = serde_json::from_slice::<Value>(first_line).is_err();
     match serde_json::from_slice::<Value>(text) {
         Ok(Value::Array(items)) => Ok(items
             .iter()
@@ -240,6 +243,11 @@ pub fn split_requests(name: &str, text: &[u8]) -> Result<Vec<Input>, String> {
             .map(|(index, item)| input(index, item.to_string().into_bytes()))
             .collect()),
         Ok(Value::Object(_)) => Ok(vec![input(0, text.to_vec())]),
+        // A first line that is not JSON on its own means one document spread over several
+        // lines (pretty-printed JSON): it is one request, reported once if it is invalid.
+        Err(_) if one_document && !text.trim_ascii().is_empty() => {
+            Ok(vec![input(0, text.to_vec())])
+        }
         _ => Ok(text
             .split(|byte| *byte == b'\n')
             .map(|line| line.trim_ascii())
@@ -275,6 +283,20 @@ mod tests {
         let inputs = split_requests("f", text).unwrap();
         assert_eq!(inputs.len(), 2);
         assert_eq!(inputs[1].body, br#"{"requestId": "r2"}"#);
+    }
+
+    #[test]
+    fn pretty_printed_invalid_file_is_one_request() {
+        let text = b"{\n  \"requestId\": \"r1\"\n  \"operation\": \"provision\"\n}\n";
+        let inputs = split_requests("f", text).unwrap();
+        assert_eq!(inputs.len(), 1);
+    }
+
+    #[test]
+    fn byte_order_mark_ignored() {
+        let inputs = split_requests("f", b"\xef\xbb\xbf{\"requestId\": \"r1\"}").unwrap();
+        assert_eq!(inputs.len(), 1);
+        assert_eq!(inputs[0].body, br#"{"requestId": "r1"}"#);
     }
 
     #[test]

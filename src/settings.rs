@@ -99,9 +99,10 @@ pub struct Topology {
     pub request_queue: String,
     /// `quorum` (default) or `classic` (`OKTA_DCR_REQUEST_QUEUE_TYPE`).
     pub request_queue_type: QueueType,
-    /// Redeliveries of one request before the broker dead-letters it, for quorum queues
-    /// (`OKTA_DCR_DELIVERY_LIMIT`, default 20). It stops a request that crashes the worker from
-    /// looping for ever.
+    /// Deliveries of one request after which a quorum queue dead-letters it
+    /// (`OKTA_DCR_DELIVERY_LIMIT`, default 0 = no limit). Off by default because RabbitMQ also
+    /// counts the requeues of a paused worker and the redeliveries after a lost connection,
+    /// which would dead-letter healthy requests without a reason header.
     pub delivery_limit: u32,
     /// Topic exchange results are published to (`OKTA_DCR_RESULT_EXCHANGE`, default
     /// `okta-dcr.results`), with routing key `<job>.<success|error>`.
@@ -215,7 +216,7 @@ impl BrokerSettings {
                 request_exchange: env.name("OKTA_DCR_REQUEST_EXCHANGE", "okta-dcr.requests")?,
                 request_queue: env.name("OKTA_DCR_REQUEST_QUEUE", "okta-dcr.requests")?,
                 request_queue_type: env.parse("OKTA_DCR_REQUEST_QUEUE_TYPE", QueueType::Quorum)?,
-                delivery_limit: env.positive("OKTA_DCR_DELIVERY_LIMIT", 20)?,
+                delivery_limit: env.parse("OKTA_DCR_DELIVERY_LIMIT", 0)?,
                 result_exchange: env.name("OKTA_DCR_RESULT_EXCHANGE", "okta-dcr.results")?,
                 result_queue: (!result_queue.is_empty()).then(|| result_queue.to_owned()),
                 dead_letter_exchange: env
@@ -250,10 +251,22 @@ impl WorkerSettings {
         Ok(WorkerSettings {
             concurrency: env.positive("OKTA_DCR_CONCURRENCY", 16)?,
             retry_budget: env.seconds("OKTA_DCR_RETRY_BUDGET_SECS", 300)?,
-            client_name_template: env.text("OKTA_DCR_CLIENT_NAME_TEMPLATE").map(str::to_owned),
+            client_name_template: client_name_template(env)?,
             drain_timeout: env.seconds("OKTA_DCR_DRAIN_TIMEOUT_SECS", 30)?,
         })
     }
+}
+
+fn client_name_template(env: &Environment) -> Result<Option<String>, SettingsError> {
+    let Some(template) = env.text("OKTA_DCR_CLIENT_NAME_TEMPLATE") else {
+        return Ok(None);
+    };
+    crate::contract::NameTemplate::parse(template).map_err(|error| SettingsError::Invalid {
+        variable: "OKTA_DCR_CLIENT_NAME_TEMPLATE".to_owned(),
+        value: template.to_owned(),
+        reason: error.to_string(),
+    })?;
+    Ok(Some(template.to_owned()))
 }
 
 /// Reads `OKTA_DCR_LOG_FORMAT` (`text`, the default, or `json`).
@@ -266,7 +279,12 @@ struct Environment(HashMap<String, String>);
 
 impl Environment {
     fn capture() -> Result<Self, SettingsError> {
-        envy::from_env::<HashMap<String, String>>()
+        // Variables that are not UTF-8 cannot be settings; skipping them keeps an unrelated
+        // variable from stopping the process (`std::env::vars` would panic on them).
+        let variables = std::env::vars_os().filter_map(|(name, value)| {
+            Some((name.into_string().ok()?, value.into_string().ok()?))
+        });
+        envy::from_iter::<_, HashMap<String, String>>(variables)
             .map(Environment)
             .map_err(|error| SettingsError::Environment(error.to_string()))
     }
@@ -547,6 +565,14 @@ mod tests {
         pairs.push(("OKTA_DCR_RESULT_QUEUE", ""));
         let settings = full(&pairs).unwrap();
         assert_eq!(settings.broker.topology.result_queue, None);
+    }
+
+    #[test]
+    fn invalid_template_names_variable() {
+        let mut pairs = OKTA.to_vec();
+        pairs.push(("OKTA_DCR_CLIENT_NAME_TEMPLATE", "{application} {nope}"));
+        let error = full(&pairs).unwrap_err().to_string();
+        assert!(error.contains("OKTA_DCR_CLIENT_NAME_TEMPLATE"), "{error}");
     }
 
     #[test]

@@ -131,7 +131,7 @@ async fn unusable_key_fails_without_secret() {
     let result = provision_encrypted(&harness, 90, encryption).await;
     assert_eq!(result.status.level, Level::Error);
     assert!(result.data.is_none(), "no secret in an error result");
-    assert!(harness.sim.requests().is_empty(), "no client created");
+    assert!(harness.okta_calls().is_empty(), "no client created");
     harness.finish().await;
 }
 
@@ -146,6 +146,6 @@ async fn too_small_key_fails_before_okta() {
     let result = provision_encrypted(&harness, 91, json!({ "key": pem })).await;
     assert_eq!(result.status.level, Level::Error);
     assert!(result.data.is_none(), "no secret in an error result");
-    assert!(harness.sim.requests().is_empty(), "no client created");
+    assert!(harness.okta_calls().is_empty(), "no client created");
     harness.finish().await;
 }

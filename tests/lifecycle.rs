@@ -215,7 +215,7 @@ async fn rotate_of_public_client_rejected_without_call() {
         result.status.reason
     );
     assert!(
-        harness.sim.requests().is_empty(),
+        harness.okta_calls().is_empty(),
         "no Okta call for a public client"
     );
     harness.finish().await;

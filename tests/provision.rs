@@ -231,7 +231,7 @@ async fn oversized_body_dead_lettered() {
         dead.text(headers::ERROR_CODE).as_deref(),
         Some("body_too_large")
     );
-    assert!(harness.sim.requests().is_empty());
+    assert!(harness.okta_calls().is_empty());
     harness.finish().await;
 }
 
@@ -299,7 +299,7 @@ async fn mixed_grants_rejected_before_okta() {
         result.status.reason
     );
     assert!(
-        harness.sim.requests().is_empty(),
+        harness.okta_calls().is_empty(),
         "no call may reach okta-sim"
     );
     harness.finish().await;
@@ -329,7 +329,7 @@ async fn bad_redirect_uris_rejected_by_name() {
             result.status.reason
         );
     }
-    assert!(harness.sim.requests().is_empty());
+    assert!(harness.okta_calls().is_empty());
 
     let mut request = provision("r-loopback", "cred-loopback");
     request["credentialData"] = json!({
@@ -419,13 +419,13 @@ async fn unavailable_okta_dead_letters_after_budget() {
     .await;
     harness.sim.script(
         Fault::respond(
-            "POST",
+            "GET",
             "/oauth2/v1/clients",
             ScriptedResponse::okta_error(503, "E0000009", "Service unavailable"),
         )
         .times(1000),
     );
-    harness.publish(&provision("r-503", "cred-9")).await;
+    harness.publish(&deprovision("r-503", "cred-9")).await;
 
     let dead = harness.next_dead_letter().await;
     assert_eq!(
@@ -433,9 +433,9 @@ async fn unavailable_okta_dead_letters_after_budget() {
         Some("okta_unavailable")
     );
     let attempts = dead.integer(headers::ATTEMPTS).unwrap();
-    let posts = harness.calls("POST", "/oauth2/v1/clients").len() as i64;
+    let calls = harness.calls("GET", "/oauth2/v1/clients").len() as i64;
     assert!(attempts >= 2, "attempts {attempts}");
-    assert_eq!(attempts, posts);
+    assert_eq!(attempts, calls, "one attempt per call, retries included");
     assert!(dead.text(headers::OKTA_REQUEST_ID).is_some());
     let body: serde_json::Value = serde_json::from_slice(&dead.body).unwrap();
     assert_eq!(body["requestId"], "r-503");
@@ -451,6 +451,40 @@ async fn unavailable_okta_dead_letters_after_budget() {
             Duration::from_millis(300),
         )
         .await;
+    harness.finish().await;
+}
+
+#[tokio::test]
+async fn unavailable_registration_looked_up_not_repeated() {
+    let harness = Harness::start_with(|settings| {
+        settings.worker.retry_budget = Duration::from_secs(3);
+    })
+    .await;
+    harness.sim.script(
+        Fault::respond(
+            "POST",
+            "/oauth2/v1/clients",
+            ScriptedResponse::okta_error(503, "E0000009", "Service unavailable"),
+        )
+        .times(1000),
+    );
+    harness.publish(&provision("r-503-create", "cred-9b")).await;
+
+    let dead = harness.next_dead_letter().await;
+    assert_eq!(
+        dead.text(headers::ERROR_CODE).as_deref(),
+        Some("okta_unavailable")
+    );
+    assert_eq!(
+        harness.calls("POST", "/oauth2/v1/clients").len(),
+        1,
+        "not repeated blindly"
+    );
+    assert!(
+        !harness.calls("GET", "/oauth2/v1/clients").is_empty(),
+        "the client was looked up after the failed registration"
+    );
+    assert!(harness.sim.clients().is_empty());
     harness.finish().await;
 }
 

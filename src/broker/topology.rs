@@ -61,7 +61,7 @@ pub async fn declare_topology(
 }
 
 /// Returns the arguments of the request queue: its type, its dead-letter exchange and, for
-/// quorum queues, the delivery limit.
+/// quorum queues with a limit set, the delivery limit.
 pub fn request_queue_arguments(topology: &Topology) -> FieldTable {
     let mut arguments = FieldTable::default();
     arguments.insert(
@@ -72,7 +72,7 @@ pub fn request_queue_arguments(topology: &Topology) -> FieldTable {
         "x-dead-letter-exchange".into(),
         text(&topology.dead_letter_exchange),
     );
-    if topology.request_queue_type == QueueType::Quorum {
+    if topology.request_queue_type == QueueType::Quorum && topology.delivery_limit > 0 {
         arguments.insert(
             "x-delivery-limit".into(),
             AMQPValue::LongLongInt(topology.delivery_limit.into()),

@@ -34,5 +34,8 @@ pub const CLIENT_NOT_FOUND: &str = "client_not_found";
 pub const AMBIGUOUS_CLIENT: &str = "ambiguous_client";
 /// The client secret could not be encrypted with the key in `encryption`.
 pub const ENCRYPTION_FAILED: &str = "encryption_failed";
+/// The broker could not route the result because no queue is bound to the results exchange;
+/// the request is dead-lettered and can be replayed once a queue is bound.
+pub const RESULT_UNROUTABLE: &str = "result_unroutable";
 /// An unexpected failure inside the worker.
 pub const INTERNAL_ERROR: &str = "internal_error";

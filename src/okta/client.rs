@@ -42,7 +42,8 @@ pub struct OktaClient {
 
 impl OktaClient {
     /// Validates the configuration and builds the HTTP client. Fails with
-    /// [`OktaError::Config`] on an unusable URL, duration or token.
+    /// [`OktaError::Config`] on an unusable URL, duration or token. A service app requests its
+    /// first access token with the first call, not here.
     pub fn new(config: OktaConfig) -> Result<Self, OktaError> {
         let transport = Transport::new(config)?;
         warn_on_plain_http(&transport.org_url);
@@ -206,6 +207,23 @@ impl OktaClient {
         Ok(())
     }
 
+    /// Checks that Okta accepts the credential, with the cheapest authenticated call
+    /// (`GET /oauth2/v1/clients?limit=1`). A service app requests an access token first when it
+    /// has none. Used to probe whether a rejected credential works again.
+    ///
+    /// # Errors
+    ///
+    /// The call's error; a rejected credential has [`super::ErrorClass::Systemic`] and code
+    /// `okta_credential_rejected`.
+    pub async fn check_credential(&self, budget: &RetryBudget) -> Result<(), OktaError> {
+        let mut url = self.inner.url(&["oauth2", "v1", "clients"])?;
+        url.query_pairs_mut().append_pair("limit", "1");
+        self.inner
+            .call(Route::ListClients, &url, None, budget)
+            .await?;
+        Ok(())
+    }
+
     /// Returns the rate-limit headers of the latest response in `bucket`, if any carried
     /// them.
     pub fn last_rate_limit(&self, bucket: RateLimitBucket) -> Option<RateLimitSnapshot> {
@@ -260,7 +278,7 @@ impl fmt::Debug for OktaClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OktaClient")
             .field("org_url", &self.inner.org_url.as_str())
-            .field("auth", &self.inner.auth)
+            .field("auth", &self.inner.authorizer)
             .field("call_timeout", &self.inner.call_timeout)
             .field("policy", &self.inner.policy)
             .finish_non_exhaustive()
@@ -295,7 +313,7 @@ fn list_error(response: &Success, detail: &str) -> OktaError {
     }
 }
 
-/// Warns when the API token would travel unencrypted to a host other than this machine.
+/// Warns when the credential would travel unencrypted to a host other than this machine.
 fn warn_on_plain_http(org_url: &Url) {
     let loopback = match org_url.host() {
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
@@ -306,7 +324,7 @@ fn warn_on_plain_http(org_url: &Url) {
     if org_url.scheme() == "http" && !loopback {
         tracing::warn!(
             org_url = org_url.as_str(),
-            "Okta org URL uses plain http, the API token is sent unencrypted"
+            "Okta org URL uses plain http, the credential is sent unencrypted"
         );
     }
 }

@@ -6,6 +6,7 @@ use reqwest::header::HeaderValue;
 use url::Url;
 
 use super::error::OktaError;
+use super::service_app::ServiceApp;
 use crate::secret::Secret;
 
 /// Connection settings of the Okta client.
@@ -29,27 +30,35 @@ pub struct OktaConfig {
 pub enum OktaAuth {
     /// An Okta API token, sent as `Authorization: SSWS <token>`.
     ApiToken(Secret),
+    /// An OAuth 2.0 service app: the client requests access tokens with a signed client
+    /// assertion and sends them as `Authorization: Bearer <token>`.
+    ServiceApp(ServiceApp),
 }
 
 impl OktaAuth {
-    /// Builds the `Authorization` header for the next call, marked sensitive so that reqwest
-    /// does not print it.
+    /// Builds the service-app credential, loading and checking the private key now so that a
+    /// bad key fails at start. See [`ServiceApp::new`] for the accepted forms.
     ///
-    /// Every credential passes through here, so a variant that must fetch and cache an
-    /// access token (OAuth 2.0 service app, `private_key_jwt`) fits behind the same call.
-    pub(crate) async fn authorization(&self) -> Result<HeaderValue, OktaError> {
-        match self {
-            OktaAuth::ApiToken(token) => api_token_header(token),
-        }
+    /// # Errors
+    ///
+    /// [`OktaError::Config`], naming `OKTA_PRIVATE_KEY` but never its content.
+    pub fn service_app(
+        client_id: impl Into<String>,
+        private_key: &Secret,
+        key_id: Option<String>,
+    ) -> Result<Self, OktaError> {
+        ServiceApp::new(client_id, private_key, key_id).map(Self::ServiceApp)
     }
 
-    /// Checks that the credential can be sent at all, so that a bad value fails at start.
+    /// Checks that the credential can be sent at all, so that a bad value fails at start. A
+    /// service app was checked when it was built.
     pub(crate) fn validate(&self) -> Result<(), OktaError> {
         match self {
             OktaAuth::ApiToken(token) if token.expose().trim().is_empty() => {
                 Err(OktaError::Config("the Okta API token is empty".to_owned()))
             }
             OktaAuth::ApiToken(token) => api_token_header(token).map(|_| ()),
+            OktaAuth::ServiceApp(_) => Ok(()),
         }
     }
 }
@@ -77,7 +86,8 @@ impl OktaConfig {
     }
 }
 
-fn api_token_header(token: &Secret) -> Result<HeaderValue, OktaError> {
+/// Builds `SSWS <token>`, marked sensitive so that reqwest does not print it.
+pub(crate) fn api_token_header(token: &Secret) -> Result<HeaderValue, OktaError> {
     let mut value = HeaderValue::from_str(&format!("SSWS {}", token.expose())).map_err(|_| {
         OktaError::Config(
             "the Okta API token contains characters that an HTTP header cannot carry".to_owned(),

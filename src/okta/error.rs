@@ -24,11 +24,24 @@
 //! | call timed out, connection failed                         | Transient | `okta_unavailable`         |
 //! | an id that cannot be a path segment (empty, `.`, `..`)    | Permanent | `okta_invalid_id`          |
 //! | invalid client configuration                              | Systemic  | `okta_invalid_config`      |
+//!
+//! Errors of the token endpoint (`POST /oauth2/v1/token`, service apps only) follow their own
+//! table, because there a 401 `invalid_client` means the worker's own credential is wrong:
+//!
+//! | token endpoint response                                   | class     | code                       |
+//! |-----------------------------------------------------------|-----------|----------------------------|
+//! | 429 or body code `E0000047`                               | Transient | `okta_rate_limited`        |
+//! | 408, 500, 502, 503, 504                                   | Transient | `okta_unavailable`         |
+//! | other 4xx (`invalid_client`, `invalid_grant`, `invalid_scope`, `unauthorized_client` …) | Systemic | `okta_credential_rejected` |
+//! | any other status                                          | Systemic  | `okta_unexpected_status`   |
+//! | 2xx whose body is not a usable token                      | Systemic  | `okta_invalid_response`    |
 
 use std::time::Duration;
 
 use reqwest::header::HeaderMap;
 use serde::Deserialize;
+
+use super::route::Route;
 
 /// Maximum characters of Okta text kept in a reason, so that a large HTML error page does
 /// not flood logs and dead-letter headers.
@@ -158,11 +171,15 @@ impl OktaError {
     }
 
     /// Reports whether Okta reported the client or app absent: 404 `E0000007`, or 401
-    /// `invalid_client` from the DCR endpoints.
+    /// `invalid_client` from the DCR endpoints (not from the token endpoint, where it means the
+    /// worker's own credential was rejected).
     pub fn is_absent(&self) -> bool {
         let OktaError::Api(api) = self else {
             return false;
         };
+        if is_token_route(api.route) {
+            return false;
+        }
         let code = api.body.code.as_deref();
         matches!(
             (api.status, code),
@@ -220,9 +237,15 @@ impl OktaError {
 
     fn classify(&self) -> (ErrorClass, &'static str) {
         match self {
+            OktaError::Api(api) if is_token_route(api.route) => {
+                classify_token_endpoint(api.status, api.body.code.as_deref())
+            }
             OktaError::Api(api) => classify_api(api.status, api.body.code.as_deref()),
             OktaError::Timeout { .. } | OktaError::Transport { .. } => {
                 (ErrorClass::Transient, codes::UNAVAILABLE)
+            }
+            OktaError::InvalidResponse { route, .. } if is_token_route(route) => {
+                (ErrorClass::Systemic, codes::INVALID_RESPONSE)
             }
             OktaError::InvalidResponse { .. } => (ErrorClass::Permanent, codes::INVALID_RESPONSE),
             OktaError::InvalidId { .. } => (ErrorClass::Permanent, codes::INVALID_ID),
@@ -330,6 +353,21 @@ fn classify_body_code(status: u16, code: &str) -> Option<(ErrorClass, &'static s
         _ => return None,
     };
     Some(class)
+}
+
+/// Classifies a token endpoint error. Every 4xx other than 429 means that Okta rejects the
+/// service app's assertion, grant or scopes, which no retry and no other request can fix.
+fn classify_token_endpoint(status: u16, body_code: Option<&str>) -> (ErrorClass, &'static str) {
+    match (status, body_code) {
+        (_, Some("E0000047")) | (429, _) => (ErrorClass::Transient, codes::RATE_LIMITED),
+        (408 | 500 | 502 | 503 | 504, _) => (ErrorClass::Transient, codes::UNAVAILABLE),
+        (400..=499, _) => (ErrorClass::Systemic, codes::CREDENTIAL_REJECTED),
+        _ => (ErrorClass::Systemic, codes::UNEXPECTED_STATUS),
+    }
+}
+
+fn is_token_route(route: &str) -> bool {
+    route == Route::Token.template()
 }
 
 fn classify_status(status: u16) -> (ErrorClass, &'static str) {
@@ -493,6 +531,37 @@ mod tests {
             assert_eq!(error.class(), class, "class of {status} {body}");
             assert_eq!(error.code(), code, "code of {status} {body}");
         }
+    }
+
+    #[test]
+    fn token_endpoint_classification_table() {
+        let cases = [
+            (401, r#"{"error":"invalid_client"}"#, ErrorClass::Systemic),
+            (400, r#"{"error":"invalid_grant"}"#, ErrorClass::Systemic),
+            (400, r#"{"error":"invalid_scope"}"#, ErrorClass::Systemic),
+            (
+                400,
+                r#"{"error":"unauthorized_client"}"#,
+                ErrorClass::Systemic,
+            ),
+            (429, "", ErrorClass::Transient),
+            (503, "", ErrorClass::Transient),
+        ];
+        let headers = HeaderMap::new();
+        for (status, body, class) in cases {
+            let route = Route::Token.template();
+            let error = OktaError::from_response(route, status, &headers, body.as_bytes(), None);
+            assert_eq!(error.class(), class, "class of {status} {body}");
+            assert!(!error.is_absent(), "absent for {status} {body}");
+        }
+    }
+
+    #[test]
+    fn token_endpoint_rejection_code() {
+        let route = Route::Token.template();
+        let body = br#"{"error":"invalid_client"}"#;
+        let error = OktaError::from_response(route, 401, &HeaderMap::new(), body, None);
+        assert_eq!(error.code(), codes::CREDENTIAL_REJECTED);
     }
 
     #[test]

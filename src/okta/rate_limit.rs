@@ -24,6 +24,8 @@ pub enum RateLimitBucket {
     Clients,
     /// `/api/v1/apps` and the paths below it.
     Apps,
+    /// `/oauth2/v1/token`, where a service app gets its access tokens.
+    Token,
 }
 
 impl RateLimitBucket {
@@ -32,6 +34,7 @@ impl RateLimitBucket {
         match self {
             RateLimitBucket::Clients => "/oauth2/v1/clients",
             RateLimitBucket::Apps => "/api/v1/apps",
+            RateLimitBucket::Token => "/oauth2/v1/token",
         }
     }
 }
@@ -82,6 +85,7 @@ impl RateLimitSnapshot {
 pub(crate) struct RateLimitTracker {
     clients: Mutex<Option<RateLimitSnapshot>>,
     apps: Mutex<Option<RateLimitSnapshot>>,
+    token: Mutex<Option<RateLimitSnapshot>>,
 }
 
 impl RateLimitTracker {
@@ -112,6 +116,7 @@ impl RateLimitTracker {
         match bucket {
             RateLimitBucket::Clients => &self.clients,
             RateLimitBucket::Apps => &self.apps,
+            RateLimitBucket::Token => &self.token,
         }
     }
 }

@@ -17,6 +17,8 @@ pub(crate) enum Route {
     ActivateApp,
     DeactivateApp,
     AssignGroup,
+    /// The org authorization server's token endpoint, called for service-app access tokens.
+    Token,
 }
 
 impl Route {
@@ -31,6 +33,7 @@ impl Route {
             Route::ActivateApp => "POST /api/v1/apps/{appId}/lifecycle/activate",
             Route::DeactivateApp => "POST /api/v1/apps/{appId}/lifecycle/deactivate",
             Route::AssignGroup => "PUT /api/v1/apps/{appId}/groups/{groupId}",
+            Route::Token => "POST /oauth2/v1/token",
         }
     }
 
@@ -39,9 +42,11 @@ impl Route {
             Route::ListClients | Route::GetClient => Method::GET,
             Route::DeleteClient => Method::DELETE,
             Route::AssignGroup => Method::PUT,
-            Route::CreateClient | Route::NewSecret | Route::ActivateApp | Route::DeactivateApp => {
-                Method::POST
-            }
+            Route::CreateClient
+            | Route::NewSecret
+            | Route::ActivateApp
+            | Route::DeactivateApp
+            | Route::Token => Method::POST,
         }
     }
 
@@ -54,6 +59,7 @@ impl Route {
             | Route::DeleteClient
             | Route::NewSecret => RateLimitBucket::Clients,
             Route::ActivateApp | Route::DeactivateApp | Route::AssignGroup => RateLimitBucket::Apps,
+            Route::Token => RateLimitBucket::Token,
         }
     }
 }

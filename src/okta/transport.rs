@@ -1,14 +1,18 @@
 //! One Okta HTTP call: authorization, timeout, rate-limit bookkeeping, metrics and the
-//! mapping of a failed response to [`OktaError`]. Retries wrap this in [`super::retry`].
+//! mapping of a failed response to [`OktaError`]. Retries wrap this in [`super::retry`], and a
+//! rejected access token is renewed once around them.
 
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use reqwest::header::{HeaderMap, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use reqwest::RequestBuilder;
 use serde::de::DeserializeOwned;
 use url::Url;
 
-use super::config::{OktaAuth, OktaConfig};
-use super::error::OktaError;
+use super::config::OktaConfig;
+use super::credential::Authorizer;
+use super::error::{ApiError, OktaError};
 use super::rate_limit::{RateLimitSnapshot, RateLimitTracker};
 use super::retry::{RetryBudget, RetryPolicy};
 use super::route::Route;
@@ -20,7 +24,7 @@ const USER_AGENT: &str = concat!("okta-dcr-worker/", env!("CARGO_PKG_VERSION"));
 pub(crate) struct Transport {
     pub(crate) http: reqwest::Client,
     pub(crate) org_url: Url,
-    pub(crate) auth: OktaAuth,
+    pub(crate) authorizer: Authorizer,
     pub(crate) call_timeout: Duration,
     pub(crate) policy: RetryPolicy,
     pub(crate) rate_limits: RateLimitTracker,
@@ -46,10 +50,11 @@ impl Transport {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|error| OktaError::Config(format!("cannot build the HTTP client: {error}")))?;
+        let token_url = join_segments(&config.org_url, &["oauth2", "v1", "token"])?;
         Ok(Self {
             http,
+            authorizer: Authorizer::new(config.auth, token_url)?,
             org_url: config.org_url,
-            auth: config.auth,
             call_timeout: config.call_timeout,
             policy: RetryPolicy {
                 min_backoff: config.min_backoff,
@@ -62,24 +67,12 @@ impl Transport {
     /// Returns the org URL with `segments` appended, each percent-encoded as one segment
     /// (a `/` in an id becomes `%2F`).
     pub(crate) fn url(&self, segments: &[&str]) -> Result<Url, OktaError> {
-        for segment in segments {
-            if segment.is_empty() || *segment == "." || *segment == ".." {
-                return Err(OktaError::InvalidId {
-                    value: (*segment).to_owned(),
-                });
-            }
-        }
-        let mut url = self.org_url.clone();
-        url.set_query(None);
-        url.set_fragment(None);
-        url.path_segments_mut()
-            .map_err(|()| OktaError::Config(format!("org URL {} has no path", self.org_url)))?
-            .pop_if_empty()
-            .extend(segments);
-        Ok(url)
+        join_segments(&self.org_url, segments)
     }
 
-    /// Sends the call, retrying transient failures within the budget.
+    /// Sends the call, retrying transient failures within the budget. When Okta rejects an
+    /// access token with 401, the token is discarded and the call is made once more with a new
+    /// one, because Okta may have revoked it before it expired.
     pub(crate) async fn call(
         &self,
         route: Route,
@@ -87,33 +80,34 @@ impl Transport {
         body: Option<&[u8]>,
         budget: &RetryBudget,
     ) -> Result<Success, OktaError> {
-        let policy = self.policy;
-        policy
-            .run(route, budget, || self.attempt(route, url, body, budget))
+        let token_serial = Mutex::new(None);
+        let error = match self
+            .call_with_retries(route, url, body, budget, &token_serial)
+            .await
+        {
+            Err(error) if rejects_access_token(&error) => error,
+            other => return other,
+        };
+        let serial = *token_serial.lock().unwrap_or_else(|e| e.into_inner());
+        if !self.authorizer.discard_token(serial) {
+            return Err(error);
+        }
+        tracing::info!(
+            route = route.template(),
+            okta_request_id = error.okta_request_id(),
+            "Okta rejected the access token, renewing it and retrying once"
+        );
+        self.call_with_retries(route, url, body, budget, &token_serial)
             .await
     }
 
-    /// Sends one HTTP request and reads the whole response.
-    async fn attempt(
+    /// Sends one prepared request and reads the whole response, mapping a failure to
+    /// [`OktaError`] under `route`.
+    pub(crate) async fn exchange(
         &self,
         route: Route,
-        url: &Url,
-        body: Option<&[u8]>,
-        budget: &RetryBudget,
+        request: RequestBuilder,
     ) -> Result<Success, OktaError> {
-        budget.record_attempt();
-        let authorization = self.auth.authorization().await?;
-        let mut request = self
-            .http
-            .request(route.method(), url.clone())
-            .header(AUTHORIZATION, authorization)
-            .header(ACCEPT, "application/json");
-        if let Some(body) = body {
-            request = request
-                .header(CONTENT_TYPE, "application/json")
-                .body(body.to_vec());
-        }
-
         let started = Instant::now();
         let response = match request.send().await {
             Ok(response) => response,
@@ -149,6 +143,48 @@ impl Transport {
             &body,
             retry_after,
         ))
+    }
+
+    /// Runs the retry loop and stores in `token_serial` the access token of the last attempt.
+    async fn call_with_retries(
+        &self,
+        route: Route,
+        url: &Url,
+        body: Option<&[u8]>,
+        budget: &RetryBudget,
+        token_serial: &Mutex<Option<u64>>,
+    ) -> Result<Success, OktaError> {
+        let policy = self.policy;
+        policy
+            .run(route, budget, || {
+                self.attempt(route, url, body, budget, token_serial)
+            })
+            .await
+    }
+
+    /// Authorizes and sends one HTTP request.
+    async fn attempt(
+        &self,
+        route: Route,
+        url: &Url,
+        body: Option<&[u8]>,
+        budget: &RetryBudget,
+        token_serial: &Mutex<Option<u64>>,
+    ) -> Result<Success, OktaError> {
+        budget.record_attempt();
+        let authorization = self.authorizer.authorization(self).await?;
+        *token_serial.lock().unwrap_or_else(|e| e.into_inner()) = authorization.token_serial;
+        let mut request = self
+            .http
+            .request(route.method(), url.clone())
+            .header(AUTHORIZATION, authorization.header)
+            .header(ACCEPT, "application/json");
+        if let Some(body) = body {
+            request = request
+                .header(CONTENT_TYPE, "application/json")
+                .body(body.to_vec());
+        }
+        self.exchange(route, request).await
     }
 
     /// Stores the rate-limit headers of a response.
@@ -196,6 +232,36 @@ impl Success {
         let value = self.headers.get("x-okta-request-id")?.to_str().ok()?;
         Some(value.to_owned())
     }
+}
+
+/// Returns the org URL with `segments` appended, each percent-encoded as one segment.
+fn join_segments(org_url: &Url, segments: &[&str]) -> Result<Url, OktaError> {
+    for segment in segments {
+        if segment.is_empty() || *segment == "." || *segment == ".." {
+            return Err(OktaError::InvalidId {
+                value: (*segment).to_owned(),
+            });
+        }
+    }
+    let mut url = org_url.clone();
+    url.set_query(None);
+    url.set_fragment(None);
+    url.path_segments_mut()
+        .map_err(|()| OktaError::Config(format!("org URL {org_url} has no path")))?
+        .pop_if_empty()
+        .extend(segments);
+    Ok(url)
+}
+
+/// Reports whether an API call failed because Okta rejected the credential with 401. A 401
+/// from the token endpoint itself, or one that reports a client absent, is not a rejected
+/// access token.
+fn rejects_access_token(error: &OktaError) -> bool {
+    let OktaError::Api(api) = error else {
+        return false;
+    };
+    let ApiError { status, route, .. } = api.as_ref();
+    *status == 401 && *route != Route::Token.template() && !error.is_absent()
 }
 
 /// Records `okta_calls_total{route,status}` and `okta_call_duration_seconds{route}`.

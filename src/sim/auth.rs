@@ -1,8 +1,11 @@
 //! Checking the `Authorization` header of Okta and control requests.
 
+use std::time::Instant;
+
 use axum::http::header::AUTHORIZATION;
 use axum::http::HeaderMap;
 
+use super::token::TokenStore;
 use crate::secret::Secret;
 
 /// A credential taken from an `Authorization` header. The scheme name is case-insensitive.
@@ -14,16 +17,26 @@ pub(crate) enum Credential<'a> {
     Bearer(&'a str),
 }
 
-/// Reports whether the request carries a credential the simulator accepts.
-///
-/// An SSWS token must equal `api_token`.
-// TODO: accept Bearer access tokens once the simulator issues them to OAuth service apps;
-// until then every Bearer credential is rejected.
-pub(crate) fn is_authorized(headers: &HeaderMap, api_token: &Secret) -> bool {
+/// Reports whether an Okta route request carries a credential the simulator accepts: the API
+/// token as `SSWS`, or as `Bearer` an access token from `tokens` that has neither expired at
+/// `now` nor been revoked.
+pub(crate) fn is_authorized(
+    headers: &HeaderMap,
+    api_token: &Secret,
+    tokens: &TokenStore,
+    now: Instant,
+) -> bool {
     match credential(headers) {
         Some(Credential::Ssws(token)) => constant_time_eq(token, api_token.expose()),
-        Some(Credential::Bearer(_)) | None => false,
+        Some(Credential::Bearer(token)) => tokens.is_valid(token, now),
+        None => false,
     }
+}
+
+/// Reports whether the request carries the API token as `SSWS`, the only credential of the
+/// control API.
+pub(crate) fn has_api_token(headers: &HeaderMap, api_token: &Secret) -> bool {
+    matches!(credential(headers), Some(Credential::Ssws(token)) if constant_time_eq(token, api_token.expose()))
 }
 
 /// Parses the `Authorization` header; `None` when it is missing, not UTF-8 or of another
@@ -69,22 +82,34 @@ mod tests {
         headers
     }
 
+    fn authorized(value: Option<&str>, token: &Secret) -> bool {
+        let headers = value.map_or_else(HeaderMap::new, headers_with);
+        is_authorized(&headers, token, &TokenStore::default(), Instant::now())
+    }
+
     #[test]
     fn ssws_token_accepted_when_equal() {
         let token = Secret::new("00abc");
-        assert!(is_authorized(&headers_with("SSWS 00abc"), &token));
-        assert!(is_authorized(&headers_with("ssws 00abc"), &token));
+        assert!(authorized(Some("SSWS 00abc"), &token));
+        assert!(authorized(Some("ssws 00abc"), &token));
     }
 
     #[test]
     fn other_credentials_rejected() {
         let token = Secret::new("00abc");
-        assert!(!is_authorized(&headers_with("SSWS 00abd"), &token));
-        assert!(!is_authorized(&headers_with("SSWS 00ab"), &token));
-        assert!(!is_authorized(&headers_with("Bearer 00abc"), &token));
-        assert!(!is_authorized(&headers_with("Basic 00abc"), &token));
-        assert!(!is_authorized(&headers_with("SSWS "), &token));
-        assert!(!is_authorized(&HeaderMap::new(), &token));
+        assert!(!authorized(Some("SSWS 00abd"), &token));
+        assert!(!authorized(Some("SSWS 00ab"), &token));
+        assert!(!authorized(Some("Bearer 00abc"), &token));
+        assert!(!authorized(Some("Basic 00abc"), &token));
+        assert!(!authorized(Some("SSWS "), &token));
+        assert!(!authorized(None, &token));
+    }
+
+    #[test]
+    fn control_accepts_only_ssws() {
+        let token = Secret::new("00abc");
+        assert!(has_api_token(&headers_with("SSWS 00abc"), &token));
+        assert!(!has_api_token(&headers_with("Bearer 00abc"), &token));
     }
 
     #[test]

@@ -35,6 +35,7 @@ pub(crate) fn router(state: Arc<SimState>) -> Router<Arc<SimState>> {
         )
         .route("/sim/v1/requests", get(list_requests))
         .route("/sim/v1/token", post(set_token))
+        .route("/sim/v1/tokens/revoke", post(revoke_tokens))
         .route_layer(from_fn_with_state(state, require_token))
 }
 
@@ -43,7 +44,7 @@ async fn require_token(
     request: Request,
     next: Next,
 ) -> Response {
-    if auth::is_authorized(request.headers(), &state.api_token) {
+    if auth::has_api_token(request.headers(), &state.api_token) {
         next.run(request).await
     } else {
         okta_errors::invalid_token()
@@ -93,5 +94,12 @@ async fn set_token(State(state): State<Arc<SimState>>, body: Bytes) -> Response 
         accepted = acceptance.accepted,
         "Changed API token acceptance"
     );
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// Revokes every access token issued by the token endpoint; 204.
+async fn revoke_tokens(State(state): State<Arc<SimState>>) -> Response {
+    let revoked = state.lock().tokens.revoke_all();
+    tracing::debug!(revoked, "Revoked access tokens");
     StatusCode::NO_CONTENT.into_response()
 }

@@ -31,6 +31,11 @@ pub(crate) fn new_api_token() -> Secret {
     Secret::new(format!("00{}", random_alphanumeric(40)))
 }
 
+/// Returns an opaque access token: 64 base64url characters, like a client secret.
+pub(crate) fn new_access_token() -> String {
+    new_client_secret().expose().to_owned()
+}
+
 /// Returns a value for the `X-Okta-Request-Id` header.
 pub(crate) fn new_request_id() -> String {
     random_alphanumeric(27)

@@ -7,8 +7,15 @@
 //! (`PUT /api/v1/apps/{appId}/groups/{groupId}`). Every Okta route takes
 //! `Authorization: SSWS <token>` and responds with `Date`, `X-Okta-Request-Id` and
 //! `X-Rate-Limit-Limit`/`-Remaining`/`-Reset` headers. Rate limits count per one-minute window
-//! in two buckets, `/oauth2/v1/clients*` and `/api/v1/apps*`. Nothing is persisted: the state
-//! lives as long as the process.
+//! in three buckets, `/oauth2/v1/clients*`, `/api/v1/apps*` and `/oauth2/v1/token`. Nothing is
+//! persisted: the state lives as long as the process.
+//!
+//! With [`SimConfig::service_app`] set, the token endpoint `POST /oauth2/v1/token` issues
+//! access tokens to that OAuth 2.0 service app for the `client_credentials` grant with a
+//! `private_key_jwt` client assertion, and the Okta routes also accept
+//! `Authorization: Bearer <access token>` until the token expires or is revoked. A revoked or
+//! expired token gets 401 E0000011, like a wrong API token. The token endpoint takes no
+//! `Authorization` header and is recorded, rate-limited and faulted like the other routes.
 //!
 //! In-process, [`start`] returns a [`SimHandle`] to inspect clients and requests and to script
 //! [`Fault`]s. The `okta-sim` subcommand runs [`serve_forever`], which prints one line such as
@@ -32,7 +39,8 @@
 //! | `GET /sim/v1/faults` | faults still queued, with the uses left in `count` |
 //! | `DELETE /sim/v1/faults` | removes all queued faults; 204 |
 //! | `GET /sim/v1/requests` | JSON array of [`RecordedRequest`], in arrival order |
-//! | `POST /sim/v1/token` | `{"accepted": false}` makes every Okta route respond 401; `true` restores |
+//! | `POST /sim/v1/token` | `{"accepted": false}` makes every Okta route except the token endpoint respond 401; `true` restores |
+//! | `POST /sim/v1/tokens/revoke` | every issued access token stops working; 204 |
 //!
 //! For example, to make the next two registrations fail with 503, and the next delete remove
 //! the client but respond 502 as if the response was lost:
@@ -55,6 +63,7 @@
 //! `rate_limit_reset_in_secs`, which sets `X-Rate-Limit-Reset` to `Date` plus that many seconds
 //! and Remaining to 0. [`Fault`] describes each field.
 
+mod assertion;
 mod auth;
 mod control;
 mod faults;
@@ -64,10 +73,15 @@ mod pipeline;
 mod rate_limit;
 mod routes;
 mod state;
+mod token;
 mod validation;
 
 #[cfg(test)]
+pub(crate) mod test_keys;
+#[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod token_tests;
 
 use std::future::Future;
 use std::io;
@@ -83,9 +97,11 @@ pub use control::TokenAcceptance;
 pub use faults::{Fault, FaultAction, FaultError, ScriptedResponse};
 pub use okta_errors::{oauth_error_body, okta_error_body};
 pub use state::{AppStatus, RecordedRequest, SimClient};
+pub use token::SimServiceApp;
 
 use crate::secret::Secret;
 use state::{Settings, SimState};
+use token::{ServiceAppVerifier, TOKEN_PATH};
 
 /// Settings of a simulator instance.
 #[derive(Debug, Clone)]
@@ -102,6 +118,9 @@ pub struct SimConfig {
     /// When `true`, deleting an ACTIVE client gets 403 E0000056, so the worker must
     /// deactivate it first. Default `false`.
     pub delete_requires_inactive: bool,
+    /// The OAuth 2.0 service app the token endpoint issues access tokens to. `None` (the
+    /// default) rejects every token request with 401 `invalid_client`.
+    pub service_app: Option<SimServiceApp>,
 }
 
 impl Default for SimConfig {
@@ -111,6 +130,7 @@ impl Default for SimConfig {
             latency: Duration::ZERO,
             rate_limit_per_minute: None,
             delete_requires_inactive: false,
+            service_app: None,
         }
     }
 }
@@ -133,9 +153,14 @@ struct Server {
 ///
 /// # Errors
 ///
-/// Fails when the listener's local address cannot be read.
+/// Fails when the listener's local address cannot be read, or with `InvalidInput` when the
+/// service app's public key is not a PEM RSA public key.
 pub async fn start(listener: TcpListener, config: SimConfig) -> io::Result<SimHandle> {
     let base_url = base_url_for(listener.local_addr()?);
+    let service_app = config
+        .service_app
+        .map(ServiceAppVerifier::new)
+        .transpose()?;
     let api_token = config.api_token.unwrap_or_else(ids::new_api_token);
     let settings = Settings {
         latency: config.latency,
@@ -145,6 +170,7 @@ pub async fn start(listener: TcpListener, config: SimConfig) -> io::Result<SimHa
         settings,
         config.rate_limit_per_minute,
         api_token,
+        service_app,
         base_url,
     ));
 
@@ -218,8 +244,25 @@ impl SimHandle {
         self.state.lock().requests.completed()
     }
 
-    /// With `false`, every Okta route responds 401 E0000011 even with the right token, as when
-    /// Okta revokes the worker's credential. `true` restores normal checking.
+    /// Returns how many requests reached the token endpoint, whatever their outcome. Each is
+    /// also listed by [`SimHandle::requests`] with path `/oauth2/v1/token`.
+    pub fn token_requests(&self) -> usize {
+        let store = self.state.lock();
+        let requests = store.requests.completed();
+        requests.iter().filter(|r| r.path == TOKEN_PATH).count()
+    }
+
+    /// Revokes every access token issued so far, as when an Okta admin revokes the service
+    /// app's tokens: Okta routes respond 401 E0000011 to them until the client requests a new
+    /// one.
+    pub fn revoke_access_tokens(&self) {
+        let revoked = self.state.lock().tokens.revoke_all();
+        tracing::debug!(revoked, "Revoked access tokens");
+    }
+
+    /// With `false`, every Okta route except the token endpoint responds 401 E0000011 even with
+    /// the right API token or access token, as when Okta revokes the worker's credential.
+    /// `true` restores normal checking.
     pub fn set_token_accepted(&self, accepted: bool) {
         self.state.lock().token_accepted = accepted;
     }

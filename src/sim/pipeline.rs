@@ -2,7 +2,7 @@
 //! latency, authentication, rate limiting, scripted faults and the standard response headers.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -17,6 +17,7 @@ use super::ids;
 use super::okta_errors;
 use super::rate_limit::{window_end, Bucket, RateDecision};
 use super::state::{epoch_secs, SimState};
+use super::token::TOKEN_PATH;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-okta-request-id");
 const RATE_LIMIT_LIMIT: HeaderName = HeaderName::from_static("x-rate-limit-limit");
@@ -76,19 +77,21 @@ pub(crate) async fn okta_pipeline(
 }
 
 /// Counts the request against its bucket, then checks the credential, the limit and the
-/// fault queue, in that order.
+/// fault queue, in that order. The token endpoint takes no `Authorization` header, because
+/// its client assertion is the credential.
 fn admit(
     state: &SimState,
     headers: &HeaderMap,
     method: &Method,
     path: &str,
 ) -> (Admission, RateDecision) {
-    let authorized = auth::is_authorized(headers, &state.api_token);
     let now_secs = epoch_secs(SystemTime::now());
 
     let mut store = state.lock();
     let rate = store.rate_limiter.count(Bucket::for_path(path), now_secs);
-    if !authorized || !store.token_accepted {
+    let credential_accepted = store.token_accepted
+        && auth::is_authorized(headers, &state.api_token, &store.tokens, Instant::now());
+    if path != TOKEN_PATH && !credential_accepted {
         return (Admission::Rejected(okta_errors::invalid_token()), rate);
     }
     if rate.exceeded {

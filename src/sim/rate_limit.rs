@@ -16,6 +16,8 @@ pub(crate) enum Bucket {
     Clients,
     /// `/api/v1/apps` and everything under it.
     Apps,
+    /// The token endpoint `/oauth2/v1/token`.
+    Token,
     /// Any other path (unknown routes).
     Other,
 }
@@ -27,6 +29,8 @@ impl Bucket {
             Self::Clients
         } else if is_under(path, "/api/v1/apps") {
             Self::Apps
+        } else if is_under(path, "/oauth2/v1/token") {
+            Self::Token
         } else {
             Self::Other
         }
@@ -115,6 +119,7 @@ mod tests {
             Bucket::for_path("/api/v1/apps/0oa1/lifecycle/activate"),
             Bucket::Apps
         );
+        assert_eq!(Bucket::for_path("/oauth2/v1/token"), Bucket::Token);
         assert_eq!(Bucket::for_path("/oauth2/v1/clientsx"), Bucket::Other);
         assert_eq!(Bucket::for_path("/api/v1/users"), Bucket::Other);
     }

@@ -1,5 +1,6 @@
 //! Handlers for the Okta routes the worker calls: the Dynamic Client Registration API under
-//! `/oauth2/v1/clients` and the app lifecycle and group routes under `/api/v1/apps`.
+//! `/oauth2/v1/clients`, the app lifecycle and group routes under `/api/v1/apps`, and the
+//! token endpoint `/oauth2/v1/token` (see [`super::token`]).
 
 use std::sync::Arc;
 
@@ -19,6 +20,7 @@ use time::OffsetDateTime;
 use super::okta_errors;
 use super::pipeline::okta_pipeline;
 use super::state::{AppStatus, SimClient, SimState};
+use super::token;
 use super::validation::validate_registration;
 use crate::contract::registration::ClientRegistration;
 use crate::secret::Secret;
@@ -64,6 +66,7 @@ pub(crate) fn router(state: Arc<SimState>) -> Router<Arc<SimState>> {
             post(deactivate_app),
         )
         .route("/api/v1/apps/{app_id}/groups/{group_id}", put(assign_group))
+        .route(token::TOKEN_PATH, post(token::issue_token))
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(unknown_route)
         .layer(from_fn_with_state(state, okta_pipeline))

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::faults::FaultQueue;
 use super::ids;
 use super::rate_limit::RateLimiter;
+use super::token::{ServiceAppVerifier, TokenStore};
 use crate::contract::registration::ClientRegistration;
 use crate::secret::Secret;
 
@@ -80,7 +81,9 @@ pub(crate) struct Settings {
 pub(crate) struct SimState {
     pub(crate) settings: Settings,
     pub(crate) api_token: Secret,
-    /// `http://host:port` of the listener, for `Link` headers and `_links`.
+    /// The service app the token endpoint accepts; `None` rejects every token request.
+    pub(crate) service_app: Option<ServiceAppVerifier>,
+    /// `http://host:port` of the listener, for `Link` headers, `_links` and the token audience.
     pub(crate) base_url: String,
     store: Mutex<Store>,
 }
@@ -94,6 +97,8 @@ pub(crate) struct Store {
     pub(crate) rate_limiter: RateLimiter,
     /// `false` makes every Okta route respond 401 whatever the token.
     pub(crate) token_accepted: bool,
+    /// Access tokens issued by the token endpoint and the assertion ids it has seen.
+    pub(crate) tokens: TokenStore,
 }
 
 impl SimState {
@@ -101,6 +106,7 @@ impl SimState {
         settings: Settings,
         rate_limit_per_minute: Option<u32>,
         api_token: Secret,
+        service_app: Option<ServiceAppVerifier>,
         base_url: String,
     ) -> Self {
         let store = Store {
@@ -109,10 +115,12 @@ impl SimState {
             requests: RequestLog::default(),
             rate_limiter: RateLimiter::new(rate_limit_per_minute),
             token_accepted: true,
+            tokens: TokenStore::default(),
         };
         Self {
             settings,
             api_token,
+            service_app,
             base_url,
             store: Mutex::new(store),
         }

@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 use tracing::{debug, error, info, warn};
 
 use crate::broker::headers::{self, DeadLetterReason};
-use crate::broker::publisher::{json_properties, ConfirmedPublisher};
+use crate::broker::publisher::{json_properties, ConfirmedPublisher, PublishError};
 use crate::contract::{
     self, codes, encrypt_secret, ClientRegistration, CredentialState, EncryptionError, Envelope,
     Job, NameTemplate, Request, ResultData, ResultMessage, ValidationError,
@@ -130,11 +130,13 @@ impl Pipeline {
             Err(error) => {
                 info!(code = codes::INVALID_REQUEST, reason = %error, "Rejecting an invalid request.");
                 return self
-                    .publish_result(&ResultMessage::rejected(envelope, &error, prior + 1))
+                    .publish_result(
+                        delivery,
+                        &ResultMessage::rejected(envelope, &error, prior + 1),
+                    )
                     .await;
             }
         };
-        tracing::Span::current().record("credential_id", request.id.as_str());
         tracing::Span::current().record("operation", request.job.as_str());
 
         let may_repeat = delivery.redelivered
@@ -187,7 +189,7 @@ impl Pipeline {
                     .await
             }
         };
-        self.publish_result(&result).await
+        self.publish_result(delivery, &result).await
     }
 
     async fn settle_okta_error(
@@ -203,7 +205,7 @@ impl Pipeline {
                 info!(code = error.code(), reason = %error.reason(), okta_request_id, "Okta rejected the request.");
                 let result =
                     ResultMessage::error(request, error.code(), &error.reason(), false, attempts);
-                self.publish_result(&result).await
+                self.publish_result(delivery, &result).await
             }
             ErrorClass::Transient => {
                 warn!(code = error.code(), reason = %error.reason(), okta_request_id, attempts, "Retry budget spent; dead-lettering the request.");
@@ -439,7 +441,11 @@ impl Pipeline {
         Ok(client.map(|client| client.client_id))
     }
 
-    async fn publish_result(&self, result: &ResultMessage) -> Settlement {
+    /// Publishes the result. A result the broker cannot route (no queue bound to the results
+    /// exchange) dead-letters the request instead of requeueing it, because every new try would
+    /// renew the client's secret and fail the same way; a replay, once a queue is bound, finds
+    /// the client and renews its secret once.
+    async fn publish_result(&self, delivery: &Delivery, result: &ResultMessage) -> Settlement {
         let properties = json_properties()
             .with_correlation_id(result.request_id.as_str().into())
             .with_message_id(uuid::Uuid::new_v4().to_string().into())
@@ -459,6 +465,16 @@ impl Pipeline {
             Ok(()) => {
                 debug!(%routing_key, "Result published.");
                 Settlement::Ack
+            }
+            Err(error @ PublishError::Unroutable { .. }) => {
+                error!(%routing_key, cause = %error, "No queue is bound for the result; dead-lettering the request.");
+                let reason = DeadLetterReason {
+                    code: codes::RESULT_UNROUTABLE.to_owned(),
+                    reason: error.to_string(),
+                    attempts: result.attempts,
+                    okta_request_id: None,
+                };
+                self.dead_letter(delivery, &reason).await
             }
             Err(error) => {
                 error!(%routing_key, cause = %error, "Publishing the result failed; the request goes back to the queue.");

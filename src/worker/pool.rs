@@ -29,10 +29,6 @@ use crate::worker::supervisor::WorkerError;
 const CREDENTIAL_PROBE_MIN: Duration = Duration::from_secs(1);
 const CREDENTIAL_PROBE_MAX: Duration = Duration::from_secs(60);
 
-/// Client id looked up to probe the credential: any id works, because a 404 proves that Okta
-/// accepted the credential.
-const CREDENTIAL_PROBE_CLIENT_ID: &str = "okta-dcr-worker-credential-probe";
-
 /// What the consumer loop shares with the supervisor across broker sessions.
 pub struct Pool {
     pub tasks: JoinSet<()>,
@@ -75,6 +71,12 @@ pub async fn consume(
         .map_err(WorkerError::Channel)?;
     let queue = &settings.broker.topology.request_queue;
     let (pause, mut paused) = mpsc::unbounded_channel::<()>();
+    if !credential_accepted(&pipeline).await {
+        tokio::select! {
+            () = stop_requested(stop) => return Ok(()),
+            () = wait_for_credential(&pipeline) => {}
+        }
+    }
 
     let outcome = 'session: loop {
         let mut consumer = start_consumer(&channel, queue).await?;
@@ -147,6 +149,20 @@ async fn requeue_buffered(consumer: &mut Consumer) {
     }
 }
 
+/// Checks the worker's credential with one Okta call before consuming, so that a worker
+/// started with a wrong credential reports not-ready instead of taking requests. Anything
+/// but a rejection of the credential counts as accepted: the requests will find out.
+async fn credential_accepted(pipeline: &Pipeline) -> bool {
+    let budget = RetryBudget::new(Duration::ZERO);
+    match pipeline.okta.check_credential(&budget).await {
+        Err(error) if error.class() == ErrorClass::Systemic => {
+            error!(code = error.code(), reason = %error.reason(), okta_request_id = error.okta_request_id(), "Okta rejects the worker's credential; not consuming until it is accepted.");
+            false
+        }
+        _ => true,
+    }
+}
+
 /// Probes Okta with backoff until it accepts the worker's credential again.
 async fn wait_for_credential(pipeline: &Pipeline) {
     pipeline.readiness.set_credential_rejected(true);
@@ -154,12 +170,8 @@ async fn wait_for_credential(pipeline: &Pipeline) {
     loop {
         tokio::time::sleep(wait).await;
         let budget = RetryBudget::new(Duration::ZERO);
-        match pipeline
-            .okta
-            .get_client(CREDENTIAL_PROBE_CLIENT_ID, &budget)
-            .await
-        {
-            Ok(_) => break,
+        match pipeline.okta.check_credential(&budget).await {
+            Ok(()) => break,
             Err(error) if error.class() != ErrorClass::Systemic => break,
             Err(error) => {
                 debug!(code = error.code(), next_probe = ?wait, "Okta still rejects the credential.");

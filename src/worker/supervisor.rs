@@ -48,8 +48,6 @@ pub enum WorkerError {
     Template(#[from] TemplateError),
     #[error("cannot set up the Okta client: {0}")]
     Okta(#[from] OktaError),
-    #[error("the OAuth 2.0 service-app credential (OKTA_CLIENT_ID) is not supported by this build; set OKTA_API_TOKEN")]
-    UnsupportedCredential,
     #[error("the broker cancelled the consumer (was the request queue deleted?)")]
     ConsumerEnded,
 }
@@ -63,7 +61,6 @@ impl WorkerError {
             WorkerError::Topology(TopologyError::Mismatch { .. })
                 | WorkerError::Template(_)
                 | WorkerError::Okta(_)
-                | WorkerError::UnsupportedCredential
         )
     }
 }
@@ -202,7 +199,10 @@ async fn run_session(
 fn okta_client(settings: &Settings) -> Result<OktaClient, WorkerError> {
     let auth = match &settings.okta.credential {
         OktaCredential::ApiToken(token) => OktaAuth::ApiToken(token.clone()),
-        OktaCredential::ServiceApp { .. } => return Err(WorkerError::UnsupportedCredential),
+        OktaCredential::ServiceApp {
+            client_id,
+            private_key,
+        } => OktaAuth::service_app(client_id.clone(), private_key, None)?,
     };
     let config = OktaConfig {
         org_url: settings.okta.org_url.clone(),

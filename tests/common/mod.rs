@@ -50,6 +50,34 @@ pub struct Harness {
     channel: Channel,
     stop: Option<oneshot::Sender<()>>,
     worker: Option<JoinHandle<Result<(), okta_dcr_worker::worker::WorkerError>>>,
+    finished: bool,
+}
+
+impl Drop for Harness {
+    /// Deletes the test's exchanges and queues when a failing test never reached `finish`,
+    /// so that a failure leaves nothing behind on the broker.
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        if let Some(worker) = self.worker.take() {
+            worker.abort();
+        }
+        let settings = self.settings.broker.clone();
+        let cleanup = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                if let Ok(connection) = broker::connect(&settings.amqp_url, "test cleanup").await {
+                    let _ = topology::delete_topology(&connection, &settings.topology).await;
+                    let _ = connection.close(200, "test cleanup".into()).await;
+                }
+            });
+        });
+        let _ = cleanup.join();
+    }
 }
 
 impl Harness {
@@ -75,6 +103,7 @@ impl Harness {
             channel,
             stop: None,
             worker: None,
+            finished: false,
         };
         harness.start_worker().await;
         harness
@@ -210,10 +239,19 @@ impl Harness {
         }
     }
 
-    /// Returns the Okta calls okta-sim received that match `method` and `path_prefix`.
-    pub fn calls(&self, method: &str, path_prefix: &str) -> Vec<RecordedRequest> {
+    /// Returns the Okta calls okta-sim received for requests, leaving out the worker's
+    /// credential check at start (`GET /oauth2/v1/clients?limit=1`).
+    pub fn okta_calls(&self) -> Vec<RecordedRequest> {
         self.sim
             .requests()
+            .into_iter()
+            .filter(|request| request.query.as_deref() != Some("limit=1"))
+            .collect()
+    }
+
+    /// Returns the Okta calls okta-sim received that match `method` and `path_prefix`.
+    pub fn calls(&self, method: &str, path_prefix: &str) -> Vec<RecordedRequest> {
+        self.okta_calls()
             .into_iter()
             .filter(|request| request.method == method && request.path.starts_with(path_prefix))
             .collect()
@@ -257,6 +295,7 @@ impl Harness {
         topology::delete_topology(&self.connection, &self.settings.broker.topology)
             .await
             .unwrap();
+        self.finished = true;
         let _ = self.connection.close(200, "test done".into()).await;
         self.sim.clone().shutdown().await;
     }
@@ -273,7 +312,7 @@ pub fn test_settings(sim: &SimHandle) -> Settings {
                 request_exchange: format!("{prefix}.requests"),
                 request_queue: format!("{prefix}.requests"),
                 request_queue_type: QueueType::Quorum,
-                delivery_limit: 20,
+                delivery_limit: 0,
                 result_exchange: format!("{prefix}.results"),
                 result_queue: Some(format!("{prefix}.results")),
                 dead_letter_exchange: format!("{prefix}.dead-letter"),
