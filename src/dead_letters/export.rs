@@ -13,7 +13,7 @@ use super::DeadLetterError;
 use crate::broker;
 use crate::settings::BrokerSettings;
 
-/// What `dead-letters export` wrote.
+/// Result of `dead-letters export`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExportReport {
     /// Lines written, one per message.

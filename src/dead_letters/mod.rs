@@ -2,10 +2,18 @@
 //!
 //! Both read the queue with `basic.get` without acknowledging, on one channel, and never read
 //! more messages than the queue held when they started, so that a request the worker
-//! dead-letters meanwhile is not read twice. Whatever they do not move is requeued with one
-//! `basic.nack` (`multiple`, `requeue`) before the channel is closed. RabbitMQ puts requeued
-//! messages back at their original positions in a classic queue (the dead-letter queue is
-//! declared classic), so listing, exporting and replaying keep the order of what stays.
+//! dead-letters meanwhile is not read twice. Whatever they do not move is requeued at the end,
+//! one `basic.nack` (`requeue`) per message in delivery order, before the channel is closed.
+//! RabbitMQ puts requeued messages back at their original positions in a classic queue, so
+//! listing, exporting and replaying keep the order of what stays. The dead-letter queue is
+//! declared classic for that reason, and the order is kept even when a process is killed halfway.
+//!
+//! NOTE: a quorum queue puts requeued messages in front of the unread ones in the order it
+//! processes the returns. On RabbitMQ 3.10.8, more than 32 messages returned together (one
+//! `basic.nack` with `multiple`, a closed channel, or individual nacks in quick succession)
+//! came back out of order, and each return counts in `x-delivery-count`. Pointing
+//! `OKTA_DCR_DEAD_LETTER_QUEUE` at a quorum queue therefore loses the order, and with a
+//! delivery limit may drop messages that were only listed.
 //!
 //! `replay` acknowledges the dead-letter copy of a request only after the broker confirmed the
 //! republished one. A process killed in between leaves the request both in the request queue
@@ -27,7 +35,7 @@ pub use reader::DeadLetter;
 pub use replay::{replay, ReplayOptions, ReplayReport, DEFAULT_MAX_REPLAYS};
 pub use summary::{list, ListOptions, Listing, Summary};
 
-/// Why a dead-letter command could not run.
+/// Failure of a dead-letter command: no broker, no queue, or a broker or file error.
 #[derive(Debug, thiserror::Error)]
 pub enum DeadLetterError {
     #[error("cannot connect to RabbitMQ (AMQP_URL): {0}")]

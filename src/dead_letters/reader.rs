@@ -34,7 +34,8 @@ pub(crate) struct Reader {
     channel: Channel,
     queue: String,
     remaining: u32,
-    last_tag: Option<u64>,
+    /// Delivery tags read and not acknowledged, in delivery order.
+    unacked: std::collections::BTreeSet<u64>,
 }
 
 impl Reader {
@@ -55,7 +56,7 @@ impl Reader {
             channel,
             queue: queue.to_owned(),
             remaining,
-            last_tag: None,
+            unacked: std::collections::BTreeSet::new(),
         };
         Ok((reader, count))
     }
@@ -79,7 +80,7 @@ impl Reader {
         };
         self.remaining -= 1;
         let delivery = message.delivery;
-        self.last_tag = Some(delivery.delivery_tag);
+        self.unacked.insert(delivery.delivery_tag);
         Ok(Some(DeadLetter {
             delivery_tag: delivery.delivery_tag,
             exchange: delivery.exchange.to_string(),
@@ -90,26 +91,28 @@ impl Reader {
     }
 
     /// Acknowledges one message, which removes it from the queue.
-    pub(crate) async fn ack(&self, delivery_tag: u64) -> Result<(), DeadLetterError> {
+    pub(crate) async fn ack(&mut self, delivery_tag: u64) -> Result<(), DeadLetterError> {
         self.channel
             .basic_ack(delivery_tag, BasicAckOptions { multiple: false })
             .await
-            .map_err(|source| broker("acknowledging the dead-letter copy", source))
+            .map_err(|source| broker("acknowledging the dead-letter copy", source))?;
+        self.unacked.remove(&delivery_tag);
+        Ok(())
     }
 
     /// Requeues every message read and not acknowledged, then closes the channel.
     ///
-    /// One `basic.nack` with `multiple` hands them back in delivery order, which a quorum queue
-    /// needs to keep them in order; a classic queue puts each back at its original position
-    /// either way. Closing the channel alone would also requeue them.
+    /// Each message gets its own `basic.nack` with `requeue`, in delivery order. A classic
+    /// queue restores the original positions anyway, but a quorum queue needs the returns in
+    /// order (see the module documentation).
     pub(crate) async fn release(self) -> Result<(), DeadLetterError> {
-        if let Some(last_tag) = self.last_tag {
-            let options = BasicNackOptions {
-                multiple: true,
-                requeue: true,
-            };
+        let options = BasicNackOptions {
+            multiple: false,
+            requeue: true,
+        };
+        for delivery_tag in &self.unacked {
             self.channel
-                .basic_nack(last_tag, options)
+                .basic_nack(*delivery_tag, options)
                 .await
                 .map_err(|source| broker("requeueing the messages read (basic.nack)", source))?;
         }

@@ -16,7 +16,7 @@ use crate::settings::BrokerSettings;
 /// raised, so that a request that fails every time does not loop for ever.
 pub const DEFAULT_MAX_REPLAYS: u32 = 5;
 
-/// Which dead-lettered requests to replay. Every filter that is set must match.
+/// Filters and limits of `replay`. Every filter that is set must match.
 #[derive(Debug, Clone)]
 pub struct ReplayOptions {
     /// Stop after this many requests were replayed (or would be, with `dry_run`).
@@ -47,7 +47,7 @@ impl Default for ReplayOptions {
     }
 }
 
-/// What `replay` did, with one line per request that matched the filters.
+/// Outcome of `replay`, with one line per request that matched the filters.
 #[derive(Debug, Clone, Default)]
 pub struct ReplayReport {
     pub replayed: usize,
@@ -61,7 +61,7 @@ pub struct ReplayReport {
     pub not_matching: usize,
     /// True when `limit` stopped the replay before the end of the queue.
     pub limit_reached: bool,
-    /// Why the replay stopped early after a broker failure, if it did.
+    /// Reason the replay stopped early after a broker failure, if it did.
     pub stopped: Option<String>,
     /// `replayed`, `would replay`, `left` and `failed` lines, for stdout.
     pub lines: Vec<String>,
@@ -149,7 +149,7 @@ impl Run<'_> {
 
     async fn consider(
         &mut self,
-        reader: &Reader,
+        reader: &mut Reader,
         message: &DeadLetter,
     ) -> Result<(), DeadLetterError> {
         let summary = Summary::of(message, self.now);
@@ -192,11 +192,11 @@ impl Run<'_> {
 
     /// Publishes the request to the request exchange and acknowledges the dead-letter copy
     /// once the broker confirmed it. A failed publish leaves the copy unacknowledged, so that
-    /// `release` requeues it at its place; requeueing it here would make `basic.get` return it
+    /// `release` requeues it at its place. Requeueing it here would make `basic.get` return it
     /// again in this run.
     async fn republish(
         &mut self,
-        reader: &Reader,
+        reader: &mut Reader,
         message: &DeadLetter,
         summary: &Summary,
     ) -> Result<(), DeadLetterError> {

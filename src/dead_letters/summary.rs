@@ -13,7 +13,7 @@ use super::DeadLetterError;
 use crate::broker::{self, headers};
 use crate::settings::BrokerSettings;
 
-/// Longest reason shown in the table, in characters; NDJSON carries the whole reason.
+/// Maximum width of the reason in the table, in characters; NDJSON carries the whole reason.
 const REASON_WIDTH: usize = 48;
 
 /// Options of `dead-letters list`.
@@ -25,7 +25,7 @@ pub struct ListOptions {
     pub limit: Option<u32>,
 }
 
-/// What `dead-letters list` found.
+/// Result of `dead-letters list`.
 #[derive(Debug, Clone)]
 pub struct Listing {
     pub entries: Vec<Summary>,
