@@ -61,6 +61,13 @@ enum Command {
         #[arg(default_value = "examples")]
         paths: Vec<PathBuf>,
     },
+    /// List or export the requests in the dead-letter queue, leaving the queue unchanged.
+    DeadLetters {
+        #[command(subcommand)]
+        command: crate::dead_letters::DeadLettersCommand,
+    },
+    /// Move dead-lettered requests back to the request exchange, with publisher confirms.
+    Replay(crate::dead_letters::ReplayArgs),
 }
 
 /// Parses the command line, runs the command and returns the process exit code.
@@ -116,6 +123,14 @@ async fn run_command(command: Command) -> ExitCode {
             }
         }
         Command::Demo { paths } => crate::demo::run(&paths).await,
+        Command::DeadLetters { command } => match BrokerSettings::from_env() {
+            Ok(settings) => crate::dead_letters::run_dead_letters(&settings, command).await,
+            Err(error) => setting_failed(error),
+        },
+        Command::Replay(args) => match BrokerSettings::from_env() {
+            Ok(settings) => crate::dead_letters::run_replay(&settings, args).await,
+            Err(error) => setting_failed(error),
+        },
     }
 }
 

@@ -10,12 +10,13 @@
 //! - [`okta`]: the Okta DCR and app API client, with retry and rate-limit handling.
 //! - [`worker`]: the per-request pipeline and the pool of tasks that runs it.
 //! - [`sim`]: `okta-sim`, an in-memory Okta stand-in for demos, tests and benchmarks.
-//! - [`cli`]: the `okta-dcr-worker` command line; [`publish`] and [`demo`] are two of its
-//!   commands.
+//! - [`cli`]: the `okta-dcr-worker` command line; [`publish`], [`demo`] and [`dead_letters`]
+//!   (`dead-letters` and `replay`) are some of its commands.
 
 pub mod broker;
 pub mod cli;
 pub mod contract;
+pub mod dead_letters;
 pub mod demo;
 pub mod okta;
 pub mod publish;

@@ -59,6 +59,28 @@ pub fn with_dead_letter_reason(
     table
 }
 
+/// Headers the worker sets to say why a request was dead-lettered. A replayed request drops
+/// them, because the reason belongs to the failed attempt, not to the next one.
+pub const REASON_HEADERS: [&str; 4] = [ERROR_CODE, ERROR_REASON, DEAD_LETTERED_AT, OKTA_REQUEST_ID];
+
+/// Returns the headers of a dead-lettered request prepared for replay: every `x-` header
+/// (owned by the broker: `x-death`, `x-first-death-*`, `x-delivery-count`, …) and the
+/// [`REASON_HEADERS`] are dropped, [`REPLAYS`] is incremented, and the others (notably
+/// [`ATTEMPTS`]) are kept.
+pub fn for_replay(headers: Option<&FieldTable>) -> FieldTable {
+    let replays = integer(headers, REPLAYS).unwrap_or(0).saturating_add(1);
+    let mut kept = std::collections::BTreeMap::new();
+    if let Some(headers) = headers {
+        for (name, value) in headers.inner() {
+            if !name.as_str().starts_with("x-") && !REASON_HEADERS.contains(&name.as_str()) {
+                kept.insert(name.clone(), value.clone());
+            }
+        }
+    }
+    kept.insert(REPLAYS.into(), AMQPValue::LongLongInt(replays));
+    FieldTable::from(kept)
+}
+
 /// Reads an integer header, accepting any AMQP integer type (publishers differ).
 pub fn integer(headers: Option<&FieldTable>, name: &str) -> Option<i64> {
     match headers?.inner().get(name)? {
@@ -104,5 +126,68 @@ fn truncate(text: &str, max_chars: usize) -> String {
     match text.char_indices().nth(max_chars) {
         Some((index, _)) => format!("{}…", &text[..index]),
         None => text.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dead_lettered() -> FieldTable {
+        let reason = DeadLetterReason {
+            code: "okta_unavailable".to_owned(),
+            reason: "Okta answered 503".to_owned(),
+            attempts: 4,
+            okta_request_id: Some("okta-req-1".to_owned()),
+        };
+        let mut table = with_dead_letter_reason(None, &reason, "requests", "requests", "now");
+        table.insert("x-death".into(), AMQPValue::FieldArray(Vec::new().into()));
+        table.insert("x-delivery-count".into(), AMQPValue::LongLongInt(2));
+        insert_text(&mut table, "trace-id", "t-1");
+        table
+    }
+
+    #[test]
+    fn replay_headers_drop_broker_headers() {
+        let headers = for_replay(Some(&dead_lettered()));
+        let broker_owned: Vec<_> = headers
+            .inner()
+            .keys()
+            .filter(|name| name.as_str().starts_with("x-"))
+            .collect();
+        assert!(broker_owned.is_empty(), "{broker_owned:?}");
+    }
+
+    #[test]
+    fn replay_headers_drop_reason() {
+        let headers = for_replay(Some(&dead_lettered()));
+        for name in REASON_HEADERS {
+            assert!(!headers.contains_key(name), "{name} kept");
+        }
+    }
+
+    #[test]
+    fn replay_headers_keep_attempts_and_others() {
+        let headers = for_replay(Some(&dead_lettered()));
+        assert_eq!(integer(Some(&headers), ATTEMPTS), Some(4));
+        assert_eq!(text(Some(&headers), "trace-id").as_deref(), Some("t-1"));
+        assert_eq!(
+            text(Some(&headers), ORIGINAL_EXCHANGE).as_deref(),
+            Some("requests")
+        );
+    }
+
+    #[test]
+    fn replay_headers_increment_replays() {
+        let once = for_replay(Some(&dead_lettered()));
+        let twice = for_replay(Some(&once));
+        assert_eq!(integer(Some(&once), REPLAYS), Some(1));
+        assert_eq!(integer(Some(&twice), REPLAYS), Some(2));
+    }
+
+    #[test]
+    fn replay_headers_without_headers() {
+        let headers = for_replay(None);
+        assert_eq!(integer(Some(&headers), REPLAYS), Some(1));
     }
 }
