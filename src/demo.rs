@@ -112,6 +112,7 @@ fn demo_settings(simulator: &sim::SimHandle) -> Result<Settings, String> {
             concurrency: 4,
             retry_budget: Duration::from_secs(30),
             client_name_template: None,
+            admin_addr: None,
         },
     })
 }
