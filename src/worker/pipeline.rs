@@ -17,10 +17,11 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use tracing::{debug, error, info, warn};
 
+use crate::admin::{self, Outcome};
 use crate::broker::headers::{self, DeadLetterReason};
 use crate::broker::publisher::{json_properties, ConfirmedPublisher};
 use crate::contract::{
-    self, codes, ClientRegistration, CredentialState, Envelope, Job, NameTemplate, Request,
+    self, codes, ClientRegistration, CredentialState, Envelope, Job, Level, NameTemplate, Request,
     ResultData, ResultMessage, ValidationError,
 };
 use crate::okta::{Deletion, ErrorClass, OktaClient, OktaError, RegisteredClient, RetryBudget};
@@ -110,7 +111,7 @@ impl Pipeline {
         match decoded {
             Decoded::Poison(reason) => {
                 warn!(code = %reason.code, reason = %reason.reason, "Dead-lettering an undecodable request.");
-                self.dead_letter(delivery, &reason).await
+                self.dead_letter(delivery, None, &reason).await
             }
             Decoded::Request(envelope) => self.process_request(delivery, &envelope).await,
         }
@@ -124,7 +125,7 @@ impl Pipeline {
             Err(error) => {
                 info!(code = codes::INVALID_REQUEST, reason = %error, "Rejecting an invalid request.");
                 return self
-                    .publish_result(&ResultMessage::rejected(envelope, &error, prior + 1))
+                    .publish_result(None, &ResultMessage::rejected(envelope, &error, prior + 1))
                     .await;
             }
         };
@@ -139,6 +140,7 @@ impl Pipeline {
         let outcome = self.run_job(&request, &budget, may_repeat).await;
         // One attempt for this delivery, plus one for each retry of a failed Okta call.
         let attempts = prior + 1 + budget.retries();
+        admin::record_retries(budget.retries());
         self.settle_outcome(delivery, &request, outcome, attempts)
             .await
     }
@@ -177,7 +179,7 @@ impl Pipeline {
                     .await
             }
         };
-        self.publish_result(&result).await
+        self.publish_result(Some(request.job), &result).await
     }
 
     async fn settle_okta_error(
@@ -193,7 +195,7 @@ impl Pipeline {
                 info!(code = error.code(), reason = %error.reason(), okta_request_id, "Okta rejected the request.");
                 let result =
                     ResultMessage::error(request, error.code(), &error.reason(), false, attempts);
-                self.publish_result(&result).await
+                self.publish_result(Some(request.job), &result).await
             }
             ErrorClass::Transient => {
                 warn!(code = error.code(), reason = %error.reason(), okta_request_id, attempts, "Retry budget spent; dead-lettering the request.");
@@ -203,13 +205,14 @@ impl Pipeline {
                     attempts,
                     okta_request_id,
                 };
-                self.dead_letter(delivery, &reason).await
+                self.dead_letter(delivery, Some(request.job), &reason).await
             }
             ErrorClass::Systemic => {
                 if !self.readiness.is_credential_rejected() {
                     error!(code = error.code(), reason = %error.reason(), okta_request_id, "Okta rejected the worker's own credential; pausing until it is accepted again. Requests go back to the queue.");
                 }
                 self.readiness.set_credential_rejected(true);
+                admin::record_outcome(Some(request.job), Outcome::Requeued);
                 Settlement::RequeueAndPause
             }
         }
@@ -433,7 +436,7 @@ impl Pipeline {
         Ok(client.map(|client| client.client_id))
     }
 
-    async fn publish_result(&self, result: &ResultMessage) -> Settlement {
+    async fn publish_result(&self, job: Option<Job>, result: &ResultMessage) -> Settlement {
         let properties = json_properties()
             .with_correlation_id(result.request_id.as_str().into())
             .with_message_id(uuid::Uuid::new_v4().to_string().into())
@@ -452,16 +455,27 @@ impl Pipeline {
         match published {
             Ok(()) => {
                 debug!(%routing_key, "Result published.");
+                let outcome = match result.status.level {
+                    Level::Success => Outcome::Success,
+                    Level::Error => Outcome::Error,
+                };
+                admin::record_outcome(job, outcome);
                 Settlement::Ack
             }
             Err(error) => {
                 error!(%routing_key, cause = %error, "Publishing the result failed; the request goes back to the queue.");
+                admin::record_outcome(job, Outcome::Requeued);
                 Settlement::Requeue
             }
         }
     }
 
-    async fn dead_letter(&self, delivery: &Delivery, reason: &DeadLetterReason) -> Settlement {
+    async fn dead_letter(
+        &self,
+        delivery: &Delivery,
+        job: Option<Job>,
+        reason: &DeadLetterReason,
+    ) -> Settlement {
         let now = OffsetDateTime::now_utc()
             .format(&Rfc3339)
             .unwrap_or_default();
@@ -483,9 +497,14 @@ impl Pipeline {
             )
             .await;
         match published {
-            Ok(()) => Settlement::Ack,
+            Ok(()) => {
+                admin::record_outcome(job, Outcome::DeadLettered);
+                admin::record_dead_letter(&reason.code);
+                Settlement::Ack
+            }
             Err(error) => {
                 error!(cause = %error, code = %reason.code, "Dead-lettering failed; the request goes back to the queue.");
+                admin::record_outcome(job, Outcome::Requeued);
                 Settlement::Requeue
             }
         }

@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tracing::{debug, error, info, info_span, warn, Instrument};
 
+use crate::admin::{self, AdminError, AdminServer};
 use crate::broker::{self, ConfirmedPublisher, TopologyError};
 use crate::contract::{NameTemplate, TemplateError};
 use crate::okta::{ErrorClass, OktaAuth, OktaClient, OktaConfig, OktaError, RetryBudget};
@@ -60,10 +61,12 @@ pub enum WorkerError {
     UnsupportedCredential,
     #[error("the broker cancelled the consumer or closed the channel; stopping")]
     ConsumerEnded,
+    #[error(transparent)]
+    Admin(#[from] AdminError),
 }
 
-/// Runs the worker until `shutdown` resolves: declares the topology, consumes requests and
-/// processes them.
+/// Runs the worker until `shutdown` resolves: serves the admin endpoint, declares the
+/// topology, consumes requests and processes them.
 pub async fn run(
     settings: Settings,
     shutdown: impl std::future::Future<Output = ()>,
@@ -73,9 +76,12 @@ pub async fn run(
         Some(template) => NameTemplate::parse(template)?,
         None => NameTemplate::default(),
     };
+    let readiness = Arc::new(Readiness::default());
+    let admin = start_admin(&settings, &readiness).await?;
     let connection = broker::connect(&settings.broker.amqp_url, "run")
         .await
         .map_err(WorkerError::Connect)?;
+    readiness.set_connected(true);
     broker::declare_topology(&connection, &settings.broker.topology).await?;
     let publisher = ConfirmedPublisher::open(&connection, settings.broker.confirm_timeout)
         .await
@@ -89,11 +95,28 @@ pub async fn run(
         retry_budget: settings.worker.retry_budget,
         max_body_bytes: settings.broker.max_body_bytes,
         seen: Arc::new(SeenRequests::new(SEEN_CAPACITY)),
-        readiness: Arc::new(Readiness::default()),
+        readiness: Arc::clone(&readiness),
     });
     let result = consume(&connection, &settings, pipeline, shutdown).await;
+    readiness.set_connected(false);
     let _ = connection.close(200, "worker stopped".into()).await;
+    if let Some(admin) = admin {
+        admin.stop().await;
+    }
     result
+}
+
+/// Starts the admin endpoint unless `OKTA_DCR_ADMIN_ADDR` is empty. Dropping the returned
+/// server on an early return stops it.
+async fn start_admin(
+    settings: &Settings,
+    readiness: &Arc<Readiness>,
+) -> Result<Option<AdminServer>, WorkerError> {
+    let Some(address) = settings.worker.admin_addr else {
+        return Ok(None);
+    };
+    let server = AdminServer::start(address, Arc::clone(readiness)).await?;
+    Ok(Some(server))
 }
 
 fn okta_client(settings: &Settings) -> Result<OktaClient, WorkerError> {
@@ -259,6 +282,7 @@ fn spawn_delivery(
     let pause = pause.clone();
     tasks.spawn(
         async move {
+            let _in_flight = admin::InFlight::start();
             if let Some(turn) = &mut turn {
                 turn.wait().await;
             }
