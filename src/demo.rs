@@ -114,6 +114,7 @@ fn demo_settings(simulator: &sim::SimHandle) -> Result<Settings, String> {
             retry_budget: Duration::from_secs(30),
             client_name_template: None,
             drain_timeout: Duration::from_secs(10),
+            admin_addr: None,
         },
     })
 }

@@ -9,10 +9,12 @@
 //! - [`broker`]: the RabbitMQ connection, topology, consumer and confirmed publisher.
 //! - [`okta`]: the Okta DCR and app API client, with retry and rate-limit handling.
 //! - [`worker`]: the per-request pipeline and the pool of tasks that runs it.
+//! - [`admin`]: the health and metrics HTTP endpoint, and the worker's metric names.
 //! - [`sim`]: `okta-sim`, an in-memory Okta stand-in for demos, tests and benchmarks.
 //! - [`cli`]: the `okta-dcr-worker` command line; [`publish`], [`demo`] and [`dead_letters`]
 //!   (`dead-letters` and `replay`) are some of its commands.
 
+pub mod admin;
 pub mod broker;
 pub mod cli;
 pub mod contract;

@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -18,6 +19,10 @@ pub const PREFIX: &str = "OKTA_DCR_";
 
 /// Default `AMQP_URL`: the local broker's default virtual host as `guest`.
 pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+/// Default `OKTA_DCR_ADMIN_ADDR`: loopback only, so health and metrics are not exposed beyond
+/// the host unless the operator asks for it.
+pub const DEFAULT_ADMIN_ADDR: &str = "127.0.0.1:9090";
 
 /// A setting that is missing or cannot be used; names the variable.
 #[derive(Debug, thiserror::Error)]
@@ -174,6 +179,10 @@ pub struct WorkerSettings {
     /// How long in-flight requests may run after SIGTERM or SIGINT before the worker exits and
     /// leaves them unacked for redelivery (`OKTA_DCR_DRAIN_TIMEOUT_SECS`, default 30 seconds).
     pub drain_timeout: Duration,
+    /// Address of the admin HTTP endpoint serving `/livez`, `/readyz` and `/metrics`
+    /// (`OKTA_DCR_ADMIN_ADDR`, an IP address and port, default [`DEFAULT_ADMIN_ADDR`]; set
+    /// empty to serve none).
+    pub admin_addr: Option<SocketAddr>,
 }
 
 /// Everything `run` needs.
@@ -253,6 +262,7 @@ impl WorkerSettings {
             retry_budget: env.seconds("OKTA_DCR_RETRY_BUDGET_SECS", 300)?,
             client_name_template: client_name_template(env)?,
             drain_timeout: env.seconds("OKTA_DCR_DRAIN_TIMEOUT_SECS", 30)?,
+            admin_addr: admin_addr(env)?,
         })
     }
 }
@@ -360,6 +370,26 @@ fn validate_amqp_url(value: &str) -> Result<(), SettingsError> {
             variable: "AMQP_URL".to_owned(),
             value: redact_url_password(value),
             reason: format!("{reason}; expected e.g. {DEFAULT_AMQP_URL}"),
+        })
+}
+
+/// Reads `OKTA_DCR_ADMIN_ADDR`: set but empty turns the admin endpoint off, unset means the
+/// default.
+fn admin_addr(env: &Environment) -> Result<Option<SocketAddr>, SettingsError> {
+    let value = match env.raw("OKTA_DCR_ADMIN_ADDR") {
+        Some(value) => value.trim(),
+        None => DEFAULT_ADMIN_ADDR,
+    };
+    if value.is_empty() {
+        return Ok(None);
+    }
+    value
+        .parse()
+        .map(Some)
+        .map_err(|error| SettingsError::Invalid {
+            variable: "OKTA_DCR_ADMIN_ADDR".to_owned(),
+            value: value.to_owned(),
+            reason: format!("{error}; expected an IP address and port such as {DEFAULT_ADMIN_ADDR}, or empty to turn the admin endpoint off"),
         })
 }
 
@@ -475,6 +505,41 @@ mod tests {
         assert_eq!(settings.broker.max_body_bytes, 1024 * 1024);
         assert_eq!(settings.worker.concurrency, 16);
         assert_eq!(settings.worker.retry_budget, Duration::from_secs(300));
+        assert_eq!(
+            settings.worker.admin_addr,
+            Some(SocketAddr::from(([127, 0, 0, 1], 9090)))
+        );
+    }
+
+    #[test]
+    fn admin_addr_read() {
+        let mut pairs = OKTA.to_vec();
+        pairs.push(("OKTA_DCR_ADMIN_ADDR", "0.0.0.0:9464"));
+        let settings = full(&pairs).unwrap();
+        assert_eq!(
+            settings.worker.admin_addr,
+            Some(SocketAddr::from(([0, 0, 0, 0], 9464)))
+        );
+    }
+
+    #[test]
+    fn empty_admin_addr_disables_it() {
+        let mut pairs = OKTA.to_vec();
+        pairs.push(("OKTA_DCR_ADMIN_ADDR", ""));
+        let settings = full(&pairs).unwrap();
+        assert_eq!(settings.worker.admin_addr, None);
+    }
+
+    #[test]
+    fn admin_addr_without_port_rejected() {
+        let mut pairs = OKTA.to_vec();
+        pairs.push(("OKTA_DCR_ADMIN_ADDR", "localhost"));
+        let error = full(&pairs).unwrap_err().to_string();
+        assert!(
+            error.contains("OKTA_DCR_ADMIN_ADDR=\"localhost\""),
+            "{error}"
+        );
+        assert!(error.contains("IP address and port"), "{error}");
     }
 
     #[test]

@@ -47,6 +47,7 @@ fn spawn_worker(settings: &Settings, log_path: &std::path::Path) -> Child {
             &topology.dead_letter_exchange,
         )
         .env("OKTA_DCR_DEAD_LETTER_QUEUE", &topology.dead_letter_queue)
+        .env("OKTA_DCR_ADMIN_ADDR", "")
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(log.try_clone().unwrap())

@@ -178,7 +178,7 @@ fn broker_settings() -> BrokerSettings {
             request_exchange: format!("{prefix}.requests"),
             request_queue: format!("{prefix}.requests"),
             request_queue_type: QueueType::Quorum,
-            delivery_limit: 20,
+            delivery_limit: 0,
             result_exchange: format!("{prefix}.results"),
             result_queue: Some(format!("{prefix}.results")),
             dead_letter_exchange: format!("{prefix}.dead-letter"),
@@ -186,6 +186,7 @@ fn broker_settings() -> BrokerSettings {
         },
         confirm_timeout: Duration::from_secs(10),
         max_body_bytes: 64 * 1024,
+        heartbeat: Duration::from_secs(30),
     }
 }
 

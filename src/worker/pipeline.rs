@@ -17,11 +17,12 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use tracing::{debug, error, info, warn};
 
+use crate::admin::{self, Outcome};
 use crate::broker::headers::{self, DeadLetterReason};
 use crate::broker::publisher::{json_properties, ConfirmedPublisher, PublishError};
 use crate::contract::{
     self, codes, encrypt_secret, ClientRegistration, CredentialState, EncryptionError, Envelope,
-    Job, NameTemplate, Request, ResultData, ResultMessage, ValidationError,
+    Job, Level, NameTemplate, Request, ResultData, ResultMessage, ValidationError,
 };
 use crate::okta::{Deletion, ErrorClass, OktaClient, OktaError, RegisteredClient, RetryBudget};
 use crate::secret::Secret;
@@ -116,7 +117,7 @@ impl Pipeline {
         match decoded {
             Decoded::Poison(reason) => {
                 warn!(code = %reason.code, reason = %reason.reason, "Dead-lettering an undecodable request.");
-                self.dead_letter(delivery, &reason).await
+                self.dead_letter(delivery, None, &reason).await
             }
             Decoded::Request(envelope) => self.process_request(delivery, &envelope).await,
         }
@@ -132,6 +133,7 @@ impl Pipeline {
                 return self
                     .publish_result(
                         delivery,
+                        None,
                         &ResultMessage::rejected(envelope, &error, prior + 1),
                     )
                     .await;
@@ -147,6 +149,7 @@ impl Pipeline {
         let outcome = self.run_job(&request, &budget, may_repeat).await;
         // One attempt for this delivery, plus one for each retry of a failed Okta call.
         let attempts = prior + 1 + budget.retries();
+        admin::record_retries(budget.retries());
         self.settle_outcome(delivery, &request, outcome, attempts)
             .await
     }
@@ -189,7 +192,8 @@ impl Pipeline {
                     .await
             }
         };
-        self.publish_result(delivery, &result).await
+        self.publish_result(delivery, Some(request.job), &result)
+            .await
     }
 
     async fn settle_okta_error(
@@ -205,7 +209,8 @@ impl Pipeline {
                 info!(code = error.code(), reason = %error.reason(), okta_request_id, "Okta rejected the request.");
                 let result =
                     ResultMessage::error(request, error.code(), &error.reason(), false, attempts);
-                self.publish_result(delivery, &result).await
+                self.publish_result(delivery, Some(request.job), &result)
+                    .await
             }
             ErrorClass::Transient => {
                 warn!(code = error.code(), reason = %error.reason(), okta_request_id, attempts, "Retry budget spent; dead-lettering the request.");
@@ -215,13 +220,14 @@ impl Pipeline {
                     attempts,
                     okta_request_id,
                 };
-                self.dead_letter(delivery, &reason).await
+                self.dead_letter(delivery, Some(request.job), &reason).await
             }
             ErrorClass::Systemic => {
                 if !self.readiness.is_credential_rejected() {
                     error!(code = error.code(), reason = %error.reason(), okta_request_id, "Okta rejected the worker's own credential; pausing until it is accepted again. Requests go back to the queue.");
                 }
                 self.readiness.set_credential_rejected(true);
+                admin::record_outcome(Some(request.job), Outcome::Requeued);
                 Settlement::RequeueAndPause
             }
         }
@@ -445,7 +451,12 @@ impl Pipeline {
     /// exchange) dead-letters the request instead of requeueing it, because every new try would
     /// renew the client's secret and fail the same way; a replay, once a queue is bound, finds
     /// the client and renews its secret once.
-    async fn publish_result(&self, delivery: &Delivery, result: &ResultMessage) -> Settlement {
+    async fn publish_result(
+        &self,
+        delivery: &Delivery,
+        job: Option<Job>,
+        result: &ResultMessage,
+    ) -> Settlement {
         let properties = json_properties()
             .with_correlation_id(result.request_id.as_str().into())
             .with_message_id(uuid::Uuid::new_v4().to_string().into())
@@ -464,6 +475,11 @@ impl Pipeline {
         match published {
             Ok(()) => {
                 debug!(%routing_key, "Result published.");
+                let outcome = match result.status.level {
+                    Level::Success => Outcome::Success,
+                    Level::Error => Outcome::Error,
+                };
+                admin::record_outcome(job, outcome);
                 Settlement::Ack
             }
             Err(error @ PublishError::Unroutable { .. }) => {
@@ -474,16 +490,22 @@ impl Pipeline {
                     attempts: result.attempts,
                     okta_request_id: None,
                 };
-                self.dead_letter(delivery, &reason).await
+                self.dead_letter(delivery, job, &reason).await
             }
             Err(error) => {
                 error!(%routing_key, cause = %error, "Publishing the result failed; the request goes back to the queue.");
+                admin::record_outcome(job, Outcome::Requeued);
                 Settlement::Requeue
             }
         }
     }
 
-    async fn dead_letter(&self, delivery: &Delivery, reason: &DeadLetterReason) -> Settlement {
+    async fn dead_letter(
+        &self,
+        delivery: &Delivery,
+        job: Option<Job>,
+        reason: &DeadLetterReason,
+    ) -> Settlement {
         let now = OffsetDateTime::now_utc()
             .format(&Rfc3339)
             .unwrap_or_default();
@@ -505,9 +527,14 @@ impl Pipeline {
             )
             .await;
         match published {
-            Ok(()) => Settlement::Ack,
+            Ok(()) => {
+                admin::record_outcome(job, Outcome::DeadLettered);
+                admin::record_dead_letter(&reason.code);
+                Settlement::Ack
+            }
             Err(error) => {
                 error!(cause = %error, code = %reason.code, "Dead-lettering failed; the request goes back to the queue.");
+                admin::record_outcome(job, Outcome::Requeued);
                 Settlement::Requeue
             }
         }

@@ -213,6 +213,7 @@ fn spawn_delivery(
     let pause = pause.clone();
     pool.tasks.spawn(
         async move {
+            let _in_flight = crate::admin::InFlight::start();
             if let Some(turn) = &mut turn {
                 turn.wait().await;
             }

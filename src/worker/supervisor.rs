@@ -15,6 +15,7 @@ use rand::Rng;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
+use crate::admin::{AdminError, AdminServer};
 use crate::broker::{self, ConfirmedPublisher, TopologyError};
 use crate::contract::{NameTemplate, TemplateError};
 use crate::okta::{OktaAuth, OktaClient, OktaConfig, OktaError};
@@ -50,6 +51,8 @@ pub enum WorkerError {
     Okta(#[from] OktaError),
     #[error("the broker cancelled the consumer (was the request queue deleted?)")]
     ConsumerEnded,
+    #[error(transparent)]
+    Admin(#[from] AdminError),
 }
 
 impl WorkerError {
@@ -61,6 +64,7 @@ impl WorkerError {
             WorkerError::Topology(TopologyError::Mismatch { .. })
                 | WorkerError::Template(_)
                 | WorkerError::Okta(_)
+                | WorkerError::Admin(_)
         )
     }
 }
@@ -98,6 +102,7 @@ pub async fn run_with_readiness(
         seen: Arc::new(SeenRequests::new(SEEN_CAPACITY)),
         readiness,
     };
+    let admin = start_admin(&settings, &shared.readiness).await?;
     let (stop, stopping) = watch::channel(false);
     let mut pool = Pool::new();
     let outcome = {
@@ -113,6 +118,9 @@ pub async fn run_with_readiness(
         }
     };
     pool::drain(&mut pool.tasks, settings.worker.drain_timeout).await;
+    if let Some(admin) = admin {
+        admin.stop().await;
+    }
     info!("Worker stopped.");
     outcome
 }
@@ -158,8 +166,10 @@ async fn session(
     )
     .await
     .map_err(WorkerError::Connect)?;
+    shared.readiness.set_connected(true);
     let result = run_session(&connection, settings, shared, pool, stopping).await;
     shared.readiness.set_consuming(false);
+    shared.readiness.set_connected(false);
     if result.is_ok() {
         info!("Closing the broker connection.");
     }
@@ -194,6 +204,19 @@ async fn run_session(
         error!(cause = %error, "Consuming stopped.");
     }
     result
+}
+
+/// Starts the admin endpoint unless `OKTA_DCR_ADMIN_ADDR` is empty. Dropping the returned
+/// server on an early return stops it.
+async fn start_admin(
+    settings: &Settings,
+    readiness: &Arc<Readiness>,
+) -> Result<Option<AdminServer>, WorkerError> {
+    let Some(address) = settings.worker.admin_addr else {
+        return Ok(None);
+    };
+    let server = AdminServer::start(address, Arc::clone(readiness)).await?;
+    Ok(Some(server))
 }
 
 fn okta_client(settings: &Settings) -> Result<OktaClient, WorkerError> {

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use lapin::options::{BasicAckOptions, BasicGetOptions, BasicPublishOptions};
@@ -301,7 +302,8 @@ impl Harness {
     }
 }
 
-/// Settings for one test: unique names, a short retry budget, okta-sim as Okta.
+/// Settings for one test: unique names, a short retry budget, okta-sim as Okta, and the admin
+/// endpoint on a free local port.
 pub fn test_settings(sim: &SimHandle) -> Settings {
     let prefix = format!("okta-dcr-test-{}", uuid::Uuid::new_v4().simple());
     let amqp_url = std::env::var("AMQP_URL").unwrap_or_else(|_| DEFAULT_AMQP_URL.to_owned());
@@ -333,8 +335,17 @@ pub fn test_settings(sim: &SimHandle) -> Settings {
             retry_budget: Duration::from_secs(10),
             client_name_template: None,
             drain_timeout: Duration::from_secs(10),
+            admin_addr: Some(free_local_addr()),
         },
     }
+}
+
+/// Returns a local address with a port that was free a moment ago. The port is released
+/// before the worker binds it, so another process could take it in between; the worker then
+/// stops at start with an error naming `OKTA_DCR_ADMIN_ADDR`.
+pub fn free_local_addr() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap()
 }
 
 /// A valid client_credentials provision request.
