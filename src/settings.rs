@@ -146,10 +146,13 @@ pub enum OktaCredential {
     /// `OKTA_API_TOKEN`, or the content of the file named by `OKTA_API_TOKEN_FILE`: an SSWS
     /// API token.
     ApiToken(Secret),
-    /// `OKTA_CLIENT_ID` + `OKTA_PRIVATE_KEY`: an OAuth 2.0 service app using private_key_jwt.
+    /// `OKTA_CLIENT_ID` + `OKTA_PRIVATE_KEY` (PEM, or a path to a PEM file): an OAuth 2.0
+    /// service app using private_key_jwt. `OKTA_PRIVATE_KEY_ID` is the `kid` the key was
+    /// registered with in Okta; without it the key's RFC 7638 thumbprint is sent.
     ServiceApp {
         client_id: String,
         private_key: Secret,
+        key_id: Option<String>,
     },
 }
 
@@ -419,6 +422,7 @@ fn okta_credential(env: &Environment) -> Result<OktaCredential, SettingsError> {
         (Some(client_id), Some(private_key)) => Ok(OktaCredential::ServiceApp {
             client_id: client_id.to_owned(),
             private_key: Secret::new(private_key),
+            key_id: env.text("OKTA_PRIVATE_KEY_ID").map(str::to_owned),
         }),
         (Some(_), None) => Err(SettingsError::Missing {
             variable: "OKTA_PRIVATE_KEY".to_owned(),

@@ -69,9 +69,9 @@ impl ServiceApp {
             ));
         }
         let key = load_private_key(private_key)?;
-        // NOTE: Okta looks up the verification key by `kid`. The thumbprint matches only when
-        // the key was registered with its thumbprint as `kid`; otherwise pass the registered
-        // `kid` here.
+        // Okta looks up the verification key by `kid`. The thumbprint matches only when the key
+        // was registered with its thumbprint as `kid`; otherwise OKTA_PRIVATE_KEY_ID carries
+        // the registered `kid`.
         let key_id = match key_id.filter(|id| !id.trim().is_empty()) {
             Some(id) => id,
             None => thumbprint(&key),

@@ -225,7 +225,8 @@ fn okta_client(settings: &Settings) -> Result<OktaClient, WorkerError> {
         OktaCredential::ServiceApp {
             client_id,
             private_key,
-        } => OktaAuth::service_app(client_id.clone(), private_key, None)?,
+            key_id,
+        } => OktaAuth::service_app(client_id.clone(), private_key, key_id.clone())?,
     };
     let config = OktaConfig {
         org_url: settings.okta.org_url.clone(),

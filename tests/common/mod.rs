@@ -89,8 +89,16 @@ impl Harness {
 
     /// Starts okta-sim and a worker, letting `adjust` change the settings first.
     pub async fn start_with(adjust: impl FnOnce(&mut Settings)) -> Harness {
+        Self::start_with_sim(SimConfig::default(), adjust).await
+    }
+
+    /// Starts okta-sim with `sim_config` and a worker, letting `adjust` change the settings.
+    pub async fn start_with_sim(
+        sim_config: SimConfig,
+        adjust: impl FnOnce(&mut Settings),
+    ) -> Harness {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let sim = sim::start(listener, SimConfig::default()).await.unwrap();
+        let sim = sim::start(listener, sim_config).await.unwrap();
         let mut settings = test_settings(&sim);
         adjust(&mut settings);
         let connection = broker::connect(&settings.broker.amqp_url, "test")
