@@ -134,10 +134,7 @@ pub fn record_retries(retries: u32) {
     metrics::counter!(RETRIES_TOTAL).increment(u64::from(retries));
 }
 
-/// Counts one request put on the delay queue in `okta_dcr_delayed_total`.
-///
-/// NOTE: the worker does not delay requests yet, so nothing calls this and the counter does
-/// not appear in `/metrics`.
+/// Counts one request put on a delay queue in `okta_dcr_delayed_total`.
 pub fn record_delayed() {
     metrics::counter!(DELAYED_TOTAL).increment(1);
 }

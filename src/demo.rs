@@ -98,6 +98,7 @@ fn demo_settings(simulator: &sim::SimHandle) -> Result<Settings, String> {
                 result_queue: Some(format!("{prefix}.results")),
                 dead_letter_exchange: format!("{prefix}.dead-letter"),
                 dead_letter_queue: format!("{prefix}.dead-letter"),
+                delay_steps: vec![10, 30],
             },
             confirm_timeout: Duration::from_secs(30),
             max_body_bytes: 1024 * 1024,
@@ -112,6 +113,7 @@ fn demo_settings(simulator: &sim::SimHandle) -> Result<Settings, String> {
         worker: WorkerSettings {
             concurrency: 4,
             retry_budget: Duration::from_secs(30),
+            in_process_retry: Duration::from_secs(10),
             client_name_template: None,
             drain_timeout: Duration::from_secs(10),
             admin_addr: None,

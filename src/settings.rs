@@ -115,12 +115,24 @@ pub struct Topology {
     /// Queue bound to the results exchange with `#` so that no result is lost before a relay
     /// attaches (`OKTA_DCR_RESULT_QUEUE`, default `okta-dcr.results`; empty: not declared).
     pub result_queue: Option<String>,
+    /// Delays, in seconds, of the delay queues a request waits in between tries while Okta is
+    /// unavailable (`OKTA_DCR_DELAY_STEPS_SECS`, default `10,30,60,120`). Each step is a queue
+    /// named `<request queue>.delay.<seconds>s` whose messages expire back into the request
+    /// exchange.
+    pub delay_steps: Vec<u32>,
     /// Fanout exchange for requests that cannot be processed (`OKTA_DCR_DEAD_LETTER_EXCHANGE`,
     /// default `okta-dcr.dead-letter`).
     pub dead_letter_exchange: String,
     /// Queue holding dead-lettered requests (`OKTA_DCR_DEAD_LETTER_QUEUE`, default
     /// `okta-dcr.dead-letter`).
     pub dead_letter_queue: String,
+}
+
+impl Topology {
+    /// Returns the name of the delay queue for a delay of `seconds`.
+    pub fn delay_queue(&self, seconds: u32) -> String {
+        format!("{}.delay.{seconds}s", self.request_queue)
+    }
 }
 
 /// Settings shared by every command that talks to the broker.
@@ -173,9 +185,13 @@ pub struct OktaSettings {
 pub struct WorkerSettings {
     /// Requests processed at once, and the consumer prefetch (`OKTA_DCR_CONCURRENCY`, default 16).
     pub concurrency: u16,
-    /// Time from a request's first Okta call after which transient failures stop being retried
+    /// Time from a request's first try after which transient Okta failures stop being retried
     /// and the request is dead-lettered (`OKTA_DCR_RETRY_BUDGET_SECS`, default 300 seconds).
     pub retry_budget: Duration,
+    /// How long one delivery retries transient failures in the worker before it moves to a
+    /// delay queue instead of staying unacked (`OKTA_DCR_IN_PROCESS_RETRY_SECS`, default 30
+    /// seconds).
+    pub in_process_retry: Duration,
     /// Okta client name template (`OKTA_DCR_CLIENT_NAME_TEMPLATE`); see the README for the
     /// placeholders. Empty means the built-in default.
     pub client_name_template: Option<String>,
@@ -231,6 +247,7 @@ impl BrokerSettings {
                 delivery_limit: env.parse("OKTA_DCR_DELIVERY_LIMIT", 0)?,
                 result_exchange: env.name("OKTA_DCR_RESULT_EXCHANGE", "okta-dcr.results")?,
                 result_queue: (!result_queue.is_empty()).then(|| result_queue.to_owned()),
+                delay_steps: delay_steps(env)?,
                 dead_letter_exchange: env
                     .name("OKTA_DCR_DEAD_LETTER_EXCHANGE", "okta-dcr.dead-letter")?,
                 dead_letter_queue: env
@@ -263,11 +280,33 @@ impl WorkerSettings {
         Ok(WorkerSettings {
             concurrency: env.positive("OKTA_DCR_CONCURRENCY", 16)?,
             retry_budget: env.seconds("OKTA_DCR_RETRY_BUDGET_SECS", 300)?,
+            in_process_retry: env.seconds("OKTA_DCR_IN_PROCESS_RETRY_SECS", 30)?,
             client_name_template: client_name_template(env)?,
             drain_timeout: env.seconds("OKTA_DCR_DRAIN_TIMEOUT_SECS", 30)?,
             admin_addr: admin_addr(env)?,
         })
     }
+}
+
+fn delay_steps(env: &Environment) -> Result<Vec<u32>, SettingsError> {
+    const VARIABLE: &str = "OKTA_DCR_DELAY_STEPS_SECS";
+    let text = env.text(VARIABLE).unwrap_or("10,30,60,120");
+    let mut steps = Vec::new();
+    for part in text.split(',') {
+        let step: u32 = part.trim().parse().map_err(|_| {
+            env.invalid(
+                VARIABLE,
+                "expected whole seconds separated by commas, e.g. 10,30,60",
+            )
+        })?;
+        if step == 0 {
+            return Err(env.invalid(VARIABLE, "every delay must be greater than zero"));
+        }
+        steps.push(step);
+    }
+    steps.sort_unstable();
+    steps.dedup();
+    Ok(steps)
 }
 
 fn client_name_template(env: &Environment) -> Result<Option<String>, SettingsError> {
@@ -509,6 +548,8 @@ mod tests {
         assert_eq!(settings.broker.max_body_bytes, 1024 * 1024);
         assert_eq!(settings.worker.concurrency, 16);
         assert_eq!(settings.worker.retry_budget, Duration::from_secs(300));
+        assert_eq!(settings.worker.in_process_retry, Duration::from_secs(30));
+        assert_eq!(settings.broker.topology.delay_steps, vec![10, 30, 60, 120]);
         assert_eq!(
             settings.worker.admin_addr,
             Some(SocketAddr::from(([127, 0, 0, 1], 9090)))
@@ -642,6 +683,22 @@ mod tests {
         pairs.push(("OKTA_DCR_CLIENT_NAME_TEMPLATE", "{application} {nope}"));
         let error = full(&pairs).unwrap_err().to_string();
         assert!(error.contains("OKTA_DCR_CLIENT_NAME_TEMPLATE"), "{error}");
+    }
+
+    #[test]
+    fn delay_steps_parsed_sorted() {
+        let mut pairs = OKTA.to_vec();
+        pairs.push(("OKTA_DCR_DELAY_STEPS_SECS", "60, 5,60"));
+        let settings = full(&pairs).unwrap();
+        assert_eq!(settings.broker.topology.delay_steps, vec![5, 60]);
+    }
+
+    #[test]
+    fn zero_delay_step_rejected() {
+        let mut pairs = OKTA.to_vec();
+        pairs.push(("OKTA_DCR_DELAY_STEPS_SECS", "10,0"));
+        let error = full(&pairs).unwrap_err().to_string();
+        assert!(error.contains("OKTA_DCR_DELAY_STEPS_SECS"), "{error}");
     }
 
     #[test]

@@ -183,6 +183,7 @@ fn broker_settings() -> BrokerSettings {
             result_queue: Some(format!("{prefix}.results")),
             dead_letter_exchange: format!("{prefix}.dead-letter"),
             dead_letter_queue: format!("{prefix}.dead-letter"),
+            delay_steps: vec![10, 30],
         },
         confirm_timeout: Duration::from_secs(10),
         max_body_bytes: 64 * 1024,

@@ -458,6 +458,8 @@ async fn unavailable_okta_dead_letters_after_budget() {
 async fn unavailable_registration_looked_up_not_repeated() {
     let harness = Harness::start_with(|settings| {
         settings.worker.retry_budget = Duration::from_secs(3);
+        // No delayed retries: the one registration and its look-ups are all that happens.
+        settings.broker.topology.delay_steps.clear();
     })
     .await;
     harness.sim.script(
@@ -505,5 +507,54 @@ async fn update_action_decoded() {
         "{}",
         result.status.reason
     );
+    harness.finish().await;
+}
+
+#[tokio::test]
+async fn long_outage_delayed_through_broker() {
+    let harness = Harness::start_with(|settings| {
+        settings.worker.retry_budget = Duration::from_secs(60);
+        settings.worker.in_process_retry = Duration::from_secs(1);
+    })
+    .await;
+    harness.sim.script(
+        Fault::respond(
+            "GET",
+            "/oauth2/v1/clients",
+            ScriptedResponse::okta_error(503, "E0000009", "Service unavailable"),
+        )
+        .times(1000),
+    );
+    harness
+        .publish(&deprovision("r-delayed", "cred-delayed"))
+        .await;
+
+    let topology = harness.settings.broker.topology.clone();
+    let delay_queue = topology.delay_queue(topology.delay_steps[0]);
+    let deadline = tokio::time::Instant::now() + common::WAIT;
+    while harness.queue_len(&delay_queue).await == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the request never reached {delay_queue}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        harness.queue_len(&topology.request_queue).await,
+        0,
+        "the delayed request is not held in the request queue"
+    );
+    harness.sim.clear_faults();
+
+    let result = harness.next_result().await;
+    assert_eq!(result.request_id, "r-delayed");
+    assert_eq!(
+        result.status.level,
+        Level::Success,
+        "{}",
+        result.status.reason
+    );
+    assert!(result.attempts >= 3, "attempts {}", result.attempts);
+    assert_eq!(harness.queue_len(&topology.dead_letter_queue).await, 0);
     harness.finish().await;
 }

@@ -19,6 +19,10 @@ pub const REPLAYS: &str = "okta-dcr-replays";
 pub const ORIGINAL_EXCHANGE: &str = "okta-dcr-original-exchange";
 /// Routing key the request was originally published with.
 pub const ORIGINAL_ROUTING_KEY: &str = "okta-dcr-original-routing-key";
+/// RFC 3339 UTC time the request was first tried; the retry budget counts from it.
+pub const FIRST_ATTEMPT_AT: &str = "okta-dcr-first-attempt-at";
+/// How many delay queues the request went through.
+pub const DELAYS: &str = "okta-dcr-delays";
 /// The `X-Okta-Request-Id` of the Okta response that caused the failure, when there was one.
 pub const OKTA_REQUEST_ID: &str = "okta-dcr-okta-request-id";
 

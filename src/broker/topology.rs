@@ -110,7 +110,30 @@ fn objects(topology: &Topology) -> Vec<Object> {
             arguments: FieldTable::default(),
         });
     }
+    for seconds in &topology.delay_steps {
+        objects.push(Object::Queue {
+            name: topology.delay_queue(*seconds),
+            arguments: delay_queue_arguments(topology, *seconds),
+        });
+    }
     objects
+}
+
+/// Returns the arguments of a delay queue: its messages expire after `seconds` and are then
+/// dead-lettered by the broker into the request exchange, which routes them to the request
+/// queue again.
+pub fn delay_queue_arguments(topology: &Topology, seconds: u32) -> FieldTable {
+    let mut arguments = FieldTable::default();
+    arguments.insert("x-queue-type".into(), text(QueueType::Classic.as_str()));
+    arguments.insert(
+        "x-message-ttl".into(),
+        AMQPValue::LongLongInt(i64::from(seconds) * 1000),
+    );
+    arguments.insert(
+        "x-dead-letter-exchange".into(),
+        text(&topology.request_exchange),
+    );
+    arguments
 }
 
 /// Declares `object` again on a throwaway channel if it exists, so that a mismatch is found
@@ -261,9 +284,18 @@ pub async fn delete_topology(
 ) -> Result<(), lapin::Error> {
     use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
     let channel = connection.create_channel().await?;
-    let mut queues = vec![&topology.request_queue, &topology.dead_letter_queue];
-    queues.extend(topology.result_queue.as_ref());
-    for queue in queues {
+    let mut queues = vec![
+        topology.request_queue.clone(),
+        topology.dead_letter_queue.clone(),
+    ];
+    queues.extend(topology.result_queue.clone());
+    queues.extend(
+        topology
+            .delay_steps
+            .iter()
+            .map(|step| topology.delay_queue(*step)),
+    );
+    for queue in &queues {
         channel
             .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
             .await?;

@@ -2,6 +2,7 @@
 //! that consume requests and run each through the per-request [`pipeline`], settling every
 //! delivery exactly once.
 
+pub mod delay;
 pub mod order;
 pub mod pipeline;
 pub mod pool;

@@ -27,6 +27,7 @@ use crate::contract::{
 use crate::okta::{Deletion, ErrorClass, OktaClient, OktaError, RegisteredClient, RetryBudget};
 use crate::secret::Secret;
 use crate::settings::Topology;
+use crate::worker::delay::{choose_step, delayed_headers, RetryClock};
 use crate::worker::readiness::Readiness;
 use crate::worker::seen::SeenRequests;
 
@@ -61,6 +62,7 @@ pub struct Pipeline {
     pub name_template: NameTemplate,
     pub group_id: Option<String>,
     pub retry_budget: Duration,
+    pub in_process_retry: Duration,
     pub max_body_bytes: usize,
     pub seen: Arc<SeenRequests>,
     pub readiness: Arc<Readiness>,
@@ -70,6 +72,13 @@ pub struct Pipeline {
 pub enum Decoded {
     Request(Envelope),
     Poison(DeadLetterReason),
+}
+
+/// How often a request was tried, and since when.
+#[derive(Debug, Clone, Copy)]
+struct Tries {
+    attempts: u32,
+    clock: RetryClock,
 }
 
 /// The failure of a job.
@@ -145,12 +154,17 @@ impl Pipeline {
             || prior > 0
             || headers::integer(headers, headers::REPLAYS).unwrap_or(0) > 0
             || self.seen.insert(&request.request_id);
-        let budget = RetryBudget::new(self.retry_budget);
+        let clock = RetryClock::from_headers(headers);
+        let in_process = self
+            .in_process_retry
+            .min(clock.remaining(self.retry_budget));
+        let budget = RetryBudget::new(in_process);
         let outcome = self.run_job(&request, &budget, may_repeat).await;
         // One attempt for this delivery, plus one for each retry of a failed Okta call.
         let attempts = prior + 1 + budget.retries();
         admin::record_retries(budget.retries());
-        self.settle_outcome(delivery, &request, outcome, attempts)
+        let tries = Tries { attempts, clock };
+        self.settle_outcome(delivery, &request, outcome, tries)
             .await
     }
 
@@ -159,8 +173,9 @@ impl Pipeline {
         delivery: &Delivery,
         request: &Request,
         outcome: Result<ResultMessage, JobError>,
-        attempts: u32,
+        tries: Tries,
     ) -> Settlement {
+        let attempts = tries.attempts;
         let result = match outcome {
             Ok(mut result) => {
                 result.attempts = attempts;
@@ -188,7 +203,7 @@ impl Pipeline {
             }
             Err(JobError::Okta(error)) => {
                 return self
-                    .settle_okta_error(delivery, request, error, attempts)
+                    .settle_okta_error(delivery, request, error, tries)
                     .await
             }
         };
@@ -201,8 +216,9 @@ impl Pipeline {
         delivery: &Delivery,
         request: &Request,
         error: OktaError,
-        attempts: u32,
+        tries: Tries,
     ) -> Settlement {
+        let attempts = tries.attempts;
         let okta_request_id = error.okta_request_id().map(str::to_owned);
         match error.class() {
             ErrorClass::Permanent => {
@@ -213,6 +229,12 @@ impl Pipeline {
                     .await
             }
             ErrorClass::Transient => {
+                let steps = &self.topology.delay_steps;
+                let step = choose_step(steps, error.retry_after(), &tries.clock, self.retry_budget);
+                if let Some(seconds) = step {
+                    warn!(code = error.code(), reason = %error.reason(), okta_request_id, attempts, delay_secs = seconds, "Okta unavailable; delaying the request through the broker.");
+                    return self.delay(delivery, request.job, seconds, &tries).await;
+                }
                 warn!(code = error.code(), reason = %error.reason(), okta_request_id, attempts, "Retry budget spent; dead-lettering the request.");
                 let reason = DeadLetterReason {
                     code: error.code().to_owned(),
@@ -229,6 +251,39 @@ impl Pipeline {
                 self.readiness.set_credential_rejected(true);
                 admin::record_outcome(Some(request.job), Outcome::Requeued);
                 Settlement::RequeueAndPause
+            }
+        }
+    }
+
+    /// Moves the request to the delay queue of `seconds`, from where the broker returns it to
+    /// the request queue. The delivery is acked only after the delayed copy is confirmed.
+    async fn delay(
+        &self,
+        delivery: &Delivery,
+        job: Job,
+        seconds: u32,
+        tries: &Tries,
+    ) -> Settlement {
+        let headers = delayed_headers(
+            delivery.properties.headers().as_ref(),
+            &tries.clock,
+            tries.attempts,
+        );
+        let properties = copy_properties(&delivery.properties).with_headers(headers);
+        let queue = self.topology.delay_queue(seconds);
+        let published = self
+            .publisher
+            .publish("", &queue, &delivery.data, properties)
+            .await;
+        match published {
+            Ok(()) => {
+                admin::record_delayed();
+                Settlement::Ack
+            }
+            Err(error) => {
+                error!(cause = %error, %queue, "Delaying the request failed; it goes back to the queue.");
+                admin::record_outcome(Some(job), Outcome::Requeued);
+                Settlement::Requeue
             }
         }
     }

@@ -195,6 +195,7 @@ async fn run_session(
         name_template: shared.name_template.clone(),
         group_id: settings.okta.group_id.clone(),
         retry_budget: settings.worker.retry_budget,
+        in_process_retry: settings.worker.in_process_retry,
         max_body_bytes: settings.broker.max_body_bytes,
         seen: Arc::clone(&shared.seen),
         readiness: Arc::clone(&shared.readiness),

@@ -327,6 +327,7 @@ pub fn test_settings(sim: &SimHandle) -> Settings {
                 result_queue: Some(format!("{prefix}.results")),
                 dead_letter_exchange: format!("{prefix}.dead-letter"),
                 dead_letter_queue: format!("{prefix}.dead-letter"),
+                delay_steps: vec![1, 2],
             },
             confirm_timeout: Duration::from_secs(10),
             max_body_bytes: 64 * 1024,
@@ -341,6 +342,7 @@ pub fn test_settings(sim: &SimHandle) -> Settings {
         worker: WorkerSettings {
             concurrency: 8,
             retry_budget: Duration::from_secs(10),
+            in_process_retry: Duration::from_secs(10),
             client_name_template: None,
             drain_timeout: Duration::from_secs(10),
             admin_addr: Some(free_local_addr()),
