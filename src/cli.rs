@@ -54,6 +54,13 @@ enum Command {
         #[arg(long)]
         token_file: Option<PathBuf>,
     },
+    /// Check a running worker's readiness through its admin endpoint: exit 0 when `/readyz`
+    /// answers 200, 1 otherwise. Made for container health checks.
+    Health {
+        /// Admin endpoint address; defaults to OKTA_DCR_ADMIN_ADDR or 127.0.0.1:9090.
+        #[arg(long, env = "OKTA_DCR_ADMIN_ADDR", default_value = crate::settings::DEFAULT_ADMIN_ADDR)]
+        addr: SocketAddr,
+    },
     /// Run the whole flow on this machine's RabbitMQ with an embedded okta-sim: start the
     /// worker, publish the request files, print their results, clean up.
     Demo {
@@ -123,6 +130,7 @@ async fn run_command(command: Command) -> ExitCode {
             }
         }
         Command::Demo { paths } => crate::demo::run(&paths).await,
+        Command::Health { addr } => check_health(addr).await,
         Command::DeadLetters { command } => match BrokerSettings::from_env() {
             Ok(settings) => crate::dead_letters::run_dead_letters(&settings, command).await,
             Err(error) => setting_failed(error),
@@ -185,6 +193,35 @@ fn write_private_file(path: &std::path::Path, content: &str) -> std::io::Result<
     }
     let mut file = options.open(path)?;
     file.write_all(content.as_bytes())
+}
+
+async fn check_health(addr: SocketAddr) -> ExitCode {
+    let url = format!("http://{addr}/readyz");
+    let client = match reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+    {
+        Ok(client) => client,
+        Err(error) => {
+            eprintln!("okta-dcr-worker health: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match client.get(&url).send().await {
+        Ok(response) => {
+            let ready = response.status().is_success();
+            println!("{}", response.text().await.unwrap_or_default());
+            if ready {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(error) => {
+            eprintln!("okta-dcr-worker health: {url} failed: {error}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn setting_failed(error: settings::SettingsError) -> ExitCode {

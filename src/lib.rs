@@ -10,6 +10,7 @@
 //! - [`okta`]: the Okta DCR and app API client, with retry and rate-limit handling.
 //! - [`worker`]: the per-request pipeline and the pool of tasks that runs it.
 //! - [`admin`]: the health and metrics HTTP endpoint, and the worker's metric names.
+//! - [`log_limit`]: folding of repeated log lines.
 //! - [`sim`]: `okta-sim`, an in-memory Okta stand-in for demos, tests and benchmarks.
 //! - [`cli`]: the `okta-dcr-worker` command line; [`publish`], [`demo`] and [`dead_letters`]
 //!   (`dead-letters` and `replay`) are some of its commands.
@@ -20,6 +21,7 @@ pub mod cli;
 pub mod contract;
 pub mod dead_letters;
 pub mod demo;
+pub mod log_limit;
 pub mod okta;
 pub mod publish;
 pub mod secret;

@@ -151,8 +151,13 @@ fn is_retryable(route: Route, error: &OktaError) -> bool {
 }
 
 fn log_retry(route: Route, error: &OktaError, attempt: u32, wait: Duration) {
+    let key = format!("retry {} {}", route.template(), error.code());
+    let Some(suppressed) = crate::log_limit::repeats().check(&key) else {
+        return;
+    };
     tracing::warn!(
         route = route.template(),
+        suppressed,
         status = error.status(),
         error_code = error.code(),
         okta_request_id = error.okta_request_id(),

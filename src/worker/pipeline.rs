@@ -231,11 +231,16 @@ impl Pipeline {
             ErrorClass::Transient => {
                 let steps = &self.topology.delay_steps;
                 let step = choose_step(steps, error.retry_after(), &tries.clock, self.retry_budget);
+                let repeats = crate::log_limit::repeats();
                 if let Some(seconds) = step {
-                    warn!(code = error.code(), reason = %error.reason(), okta_request_id, attempts, delay_secs = seconds, "Okta unavailable; delaying the request through the broker.");
+                    if let Some(suppressed) = repeats.check(&format!("delay {}", error.code())) {
+                        warn!(code = error.code(), reason = %error.reason(), okta_request_id, attempts, delay_secs = seconds, suppressed, "Okta unavailable; delaying the request through the broker.");
+                    }
                     return self.delay(delivery, request.job, seconds, &tries).await;
                 }
-                warn!(code = error.code(), reason = %error.reason(), okta_request_id, attempts, "Retry budget spent; dead-lettering the request.");
+                if let Some(suppressed) = repeats.check(&format!("budget {}", error.code())) {
+                    warn!(code = error.code(), reason = %error.reason(), okta_request_id, attempts, suppressed, "Retry budget spent; dead-lettering the request.");
+                }
                 let reason = DeadLetterReason {
                     code: error.code().to_owned(),
                     reason: error.reason(),

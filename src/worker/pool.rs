@@ -207,6 +207,7 @@ fn spawn_delivery(
         request_id = %request_id,
         credential_id = credential_id.as_deref().unwrap_or(""),
         operation = tracing::field::Empty,
+        attempt = previous_attempts(&delivery) + 1,
         redelivered = delivery.redelivered,
     );
     let pipeline = Arc::clone(pipeline);
@@ -226,6 +227,11 @@ fn spawn_delivery(
         }
         .instrument(span),
     );
+}
+
+fn previous_attempts(delivery: &Delivery) -> i64 {
+    let headers = delivery.properties.headers().as_ref();
+    crate::broker::headers::integer(headers, crate::broker::headers::ATTEMPTS).unwrap_or(0)
 }
 
 /// Acks or nacks the delivery on the channel it came from.
