@@ -90,15 +90,9 @@ fn demo_settings(simulator: &sim::SimHandle) -> Result<Settings, String> {
         broker: BrokerSettings {
             amqp_url: Secret::new(amqp_url),
             topology: Topology {
-                request_exchange: format!("{prefix}.requests"),
-                request_queue: format!("{prefix}.requests"),
                 request_queue_type: QueueType::Classic,
-                delivery_limit: 0,
-                result_exchange: format!("{prefix}.results"),
-                result_queue: Some(format!("{prefix}.results")),
-                dead_letter_exchange: format!("{prefix}.dead-letter"),
-                dead_letter_queue: format!("{prefix}.dead-letter"),
                 delay_steps: vec![10, 30],
+                ..Topology::with_prefix(&prefix)
             },
             confirm_timeout: Duration::from_secs(30),
             max_body_bytes: 1024 * 1024,

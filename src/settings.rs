@@ -129,6 +129,23 @@ pub struct Topology {
 }
 
 impl Topology {
+    /// Returns a topology whose every name starts with `prefix` (`<prefix>.requests`,
+    /// `<prefix>.results`, `<prefix>.dead-letter`), with the default arguments otherwise; for
+    /// the demo and for tests, which need objects of their own.
+    pub fn with_prefix(prefix: &str) -> Self {
+        Topology {
+            request_exchange: format!("{prefix}.requests"),
+            request_queue: format!("{prefix}.requests"),
+            request_queue_type: QueueType::Quorum,
+            delivery_limit: 0,
+            result_exchange: format!("{prefix}.results"),
+            result_queue: Some(format!("{prefix}.results")),
+            dead_letter_exchange: format!("{prefix}.dead-letter"),
+            dead_letter_queue: format!("{prefix}.dead-letter"),
+            delay_steps: vec![10, 30, 60, 120],
+        }
+    }
+
     /// Returns the name of the delay queue for a delay of `seconds`.
     pub fn delay_queue(&self, seconds: u32) -> String {
         format!("{}.delay.{seconds}s", self.request_queue)

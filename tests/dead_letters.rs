@@ -10,7 +10,7 @@ use okta_dcr_worker::broker::headers::{self, DeadLetterReason};
 use okta_dcr_worker::broker::{self, topology, ConfirmedPublisher};
 use okta_dcr_worker::dead_letters::{self, ListOptions, ReplayOptions};
 use okta_dcr_worker::secret::Secret;
-use okta_dcr_worker::settings::{BrokerSettings, QueueType, Topology, DEFAULT_AMQP_URL};
+use okta_dcr_worker::settings::{BrokerSettings, Topology, DEFAULT_AMQP_URL};
 use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -175,15 +175,8 @@ fn broker_settings() -> BrokerSettings {
     BrokerSettings {
         amqp_url: Secret::new(amqp_url),
         topology: Topology {
-            request_exchange: format!("{prefix}.requests"),
-            request_queue: format!("{prefix}.requests"),
-            request_queue_type: QueueType::Quorum,
-            delivery_limit: 0,
-            result_exchange: format!("{prefix}.results"),
-            result_queue: Some(format!("{prefix}.results")),
-            dead_letter_exchange: format!("{prefix}.dead-letter"),
-            dead_letter_queue: format!("{prefix}.dead-letter"),
             delay_steps: vec![10, 30],
+            ..Topology::with_prefix(&prefix)
         },
         confirm_timeout: Duration::from_secs(10),
         max_body_bytes: 64 * 1024,

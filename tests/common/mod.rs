@@ -14,7 +14,7 @@ use okta_dcr_worker::broker::{self, topology};
 use okta_dcr_worker::contract::ResultMessage;
 use okta_dcr_worker::secret::Secret;
 use okta_dcr_worker::settings::{
-    BrokerSettings, OktaCredential, OktaSettings, QueueType, Settings, Topology, WorkerSettings,
+    BrokerSettings, OktaCredential, OktaSettings, Settings, Topology, WorkerSettings,
     DEFAULT_AMQP_URL,
 };
 use okta_dcr_worker::sim::{self, RecordedRequest, SimConfig, SimHandle};
@@ -319,15 +319,8 @@ pub fn test_settings(sim: &SimHandle) -> Settings {
         broker: BrokerSettings {
             amqp_url: Secret::new(amqp_url),
             topology: Topology {
-                request_exchange: format!("{prefix}.requests"),
-                request_queue: format!("{prefix}.requests"),
-                request_queue_type: QueueType::Quorum,
-                delivery_limit: 0,
-                result_exchange: format!("{prefix}.results"),
-                result_queue: Some(format!("{prefix}.results")),
-                dead_letter_exchange: format!("{prefix}.dead-letter"),
-                dead_letter_queue: format!("{prefix}.dead-letter"),
                 delay_steps: vec![1, 2],
+                ..Topology::with_prefix(&prefix)
             },
             confirm_timeout: Duration::from_secs(10),
             max_body_bytes: 64 * 1024,
