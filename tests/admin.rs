@@ -159,7 +159,16 @@ async fn metrics_after_provision() {
     let result = harness.next_result().await;
     assert_eq!(result.status.level, Level::Success, "{result:?}");
 
-    let reply = get(&harness, "/metrics").await;
+    // The exporter folds histogram samples into buckets on its periodic upkeep (every 5 s), so
+    // the bucket lines may take that long to appear.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(12);
+    let mut reply = get(&harness, "/metrics").await;
+    while !reply.body.contains("\nokta_call_duration_seconds_bucket{")
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        reply = get(&harness, "/metrics").await;
+    }
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.content_type, "text/plain; version=0.0.4");
     let metrics = &reply.body;
