@@ -117,7 +117,11 @@ pub async fn run_with_readiness(
             }
         }
     };
-    pool::drain(&mut pool.tasks, settings.worker.drain_timeout).await;
+    // Tasks left from a session lost before the shutdown; a session that ended on the
+    // shutdown drained its own.
+    if !pool.tasks.is_empty() {
+        pool::drain(&mut pool.tasks, settings.worker.drain_timeout).await;
+    }
     if let Some(admin) = admin {
         admin.stop().await;
     }
@@ -169,6 +173,11 @@ async fn session(
     shared.readiness.set_connected(true);
     let result = run_session(&connection, settings, shared, pool, stopping).await;
     shared.readiness.set_consuming(false);
+    if result.is_ok() {
+        // Stopping: in-flight requests publish their results and ack their deliveries on this
+        // connection, so it stays open until they finish or the drain timeout passes.
+        pool::drain(&mut pool.tasks, settings.worker.drain_timeout).await;
+    }
     shared.readiness.set_connected(false);
     if result.is_ok() {
         info!("Closing the broker connection.");
