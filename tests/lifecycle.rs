@@ -380,3 +380,101 @@ async fn rejected_credential_pauses_worker() {
     assert_eq!(harness.sim.clients().len(), 1);
     harness.finish().await;
 }
+
+fn key_provision(request_id: &str, credential_id: &str, jwks: Value) -> Value {
+    let mut request = provision(request_id, credential_id);
+    request["credentialData"] = json!({
+        "grantType": "client_credentials",
+        "tokenAuthMethod": "private_key_jwt",
+        "jwks": jwks
+    });
+    request
+}
+
+#[tokio::test]
+async fn private_key_jwt_clients_checked_before_okta() {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    use rsa::pkcs8::{EncodePublicKey, LineEnding};
+    use rsa::traits::{PrivateKeyParts, PublicKeyParts};
+
+    let harness = Harness::start().await;
+    let mut rng = rand::thread_rng();
+    let key = rsa::RsaPrivateKey::new(&mut rng, 2048).unwrap();
+    let small = rsa::RsaPrivateKey::new(&mut rng, 1024).unwrap();
+    let jwk = |key: &rsa::RsaPrivateKey, kid: &str| {
+        json!({
+            "kty": "RSA",
+            "kid": kid,
+            "n": URL_SAFE_NO_PAD.encode(key.n().to_bytes_be()),
+            "e": URL_SAFE_NO_PAD.encode(key.e().to_bytes_be()),
+        })
+    };
+    let private_exponent = URL_SAFE_NO_PAD.encode(key.d().to_bytes_be());
+    let mut with_private = jwk(&key, "k1");
+    with_private["d"] = json!(private_exponent);
+
+    let rejected = [
+        ("r-jwk-d", json!({ "keys": [with_private] }), "`d`"),
+        (
+            "r-jwk-dup",
+            json!({ "keys": [jwk(&key, "k1"), jwk(&key, "k1")] }),
+            "k1",
+        ),
+        (
+            "r-jwk-1024",
+            json!({ "keys": [jwk(&small, "small")] }),
+            "2048",
+        ),
+    ];
+    for (request_id, jwks, named) in rejected {
+        harness
+            .publish(&key_provision(request_id, request_id, jwks))
+            .await;
+        let (result, _) = harness.next_result_json().await;
+        assert_eq!(result["status"]["level"], "Error", "{request_id}");
+        let reason = result["status"]["reason"].as_str().unwrap();
+        assert!(reason.contains(named), "{request_id}: {reason}");
+        assert!(
+            !result.to_string().contains(&private_exponent),
+            "{request_id}: private key material in the result"
+        );
+    }
+    let mut neither = provision("r-jwk-none", "r-jwk-none");
+    neither["credentialData"] = json!({
+        "grantType": "client_credentials",
+        "tokenAuthMethod": "private_key_jwt"
+    });
+    harness.publish(&neither).await;
+    let result = harness.next_result().await;
+    assert_eq!(result.status.level, Level::Error);
+    assert!(
+        harness.okta_calls().is_empty(),
+        "no Okta call for a rejected key"
+    );
+
+    let pem = key
+        .to_public_key()
+        .to_public_key_pem(LineEnding::LF)
+        .unwrap();
+    harness
+        .publish(&key_provision("r-jwk-pem", "cred-jwk-pem", json!(pem)))
+        .await;
+    let result = harness.next_result().await;
+    assert_eq!(
+        result.status.level,
+        Level::Success,
+        "{}",
+        result.status.reason
+    );
+    assert!(result.data.unwrap().client_secret.is_none());
+    let clients = harness.sim.clients();
+    assert_eq!(
+        clients[0].metadata.token_endpoint_auth_method,
+        "private_key_jwt"
+    );
+    let registered = clients[0].metadata.jwks.as_ref().unwrap();
+    assert_eq!(registered["keys"][0]["kty"], "RSA");
+    assert!(registered["keys"][0]["kid"].as_str().is_some());
+    harness.finish().await;
+}
