@@ -58,7 +58,7 @@ const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Dead-letter codes counted under their own label. Any other code counts as `other`.
-const DEAD_LETTER_CODES: [&str; 16] = [
+const DEAD_LETTER_CODES: [&str; 17] = [
     codes::INVALID_REQUEST,
     codes::INVALID_JSON,
     codes::INVALID_UTF8,
@@ -75,6 +75,7 @@ const DEAD_LETTER_CODES: [&str; 16] = [
     codes::AMBIGUOUS_CLIENT,
     codes::ENCRYPTION_FAILED,
     codes::INTERNAL_ERROR,
+    codes::RESULT_UNROUTABLE,
 ];
 
 /// A failure to start the admin endpoint, which stops the worker at start.

@@ -35,7 +35,8 @@ pub struct DeadLetterReason {
     pub okta_request_id: Option<String>,
 }
 
-/// Returns `headers` with the dead-letter headers added (replacing earlier values).
+/// Returns `headers` with the dead-letter headers added (replacing earlier values, except the
+/// original exchange and routing key, which keep the first publish's).
 pub fn with_dead_letter_reason(
     headers: Option<&FieldTable>,
     reason: &DeadLetterReason,
@@ -54,8 +55,9 @@ pub fn with_dead_letter_reason(
     if !table.contains_key(REPLAYS) {
         table.insert(REPLAYS.into(), AMQPValue::LongLongInt(0));
     }
-    insert_text(&mut table, ORIGINAL_EXCHANGE, original_exchange);
-    insert_text(&mut table, ORIGINAL_ROUTING_KEY, original_routing_key);
+    // A request that went through a delay queue arrives with that queue as its routing key; the
+    // headers set when it was first delayed keep where it was really published.
+    keep_original_target(&mut table, original_exchange, original_routing_key);
     match &reason.okta_request_id {
         Some(id) => insert_text(&mut table, OKTA_REQUEST_ID, id),
         None => remove(&mut table, OKTA_REQUEST_ID),
@@ -69,14 +71,19 @@ pub const REASON_HEADERS: [&str; 4] = [ERROR_CODE, ERROR_REASON, DEAD_LETTERED_A
 
 /// Returns the headers of a dead-lettered request prepared for replay: every `x-` header
 /// (owned by the broker: `x-death`, `x-first-death-*`, `x-delivery-count`, …) and the
-/// [`REASON_HEADERS`] are dropped, [`REPLAYS`] is incremented, and the others (notably
-/// [`ATTEMPTS`]) are kept.
+/// [`REASON_HEADERS`] are dropped, and so is the retry state ([`FIRST_ATTEMPT_AT`],
+/// [`DELAYS`]) so that the replay gets a fresh retry budget; [`REPLAYS`] is incremented, and the
+/// others (notably [`ATTEMPTS`]) are kept.
 pub fn for_replay(headers: Option<&FieldTable>) -> FieldTable {
     let replays = integer(headers, REPLAYS).unwrap_or(0).saturating_add(1);
     let mut kept = std::collections::BTreeMap::new();
     if let Some(headers) = headers {
         for (name, value) in headers.inner() {
-            if !name.as_str().starts_with("x-") && !REASON_HEADERS.contains(&name.as_str()) {
+            let retry_state = [FIRST_ATTEMPT_AT, DELAYS].contains(&name.as_str());
+            if !name.as_str().starts_with("x-")
+                && !REASON_HEADERS.contains(&name.as_str())
+                && !retry_state
+            {
                 kept.insert(name.clone(), value.clone());
             }
         }
@@ -106,6 +113,14 @@ pub fn text(headers: Option<&FieldTable>, name: &str) -> Option<String> {
         AMQPValue::LongString(value) => Some(String::from_utf8_lossy(value.as_bytes()).into()),
         AMQPValue::ShortString(value) => Some(value.as_str().to_owned()),
         _ => None,
+    }
+}
+
+/// Records where a request was first published, unless an earlier hop already did.
+pub fn keep_original_target(table: &mut FieldTable, exchange: &str, routing_key: &str) {
+    if !table.contains_key(ORIGINAL_EXCHANGE) {
+        insert_text(table, ORIGINAL_EXCHANGE, exchange);
+        insert_text(table, ORIGINAL_ROUTING_KEY, routing_key);
     }
 }
 
@@ -193,5 +208,44 @@ mod tests {
     fn replay_headers_without_headers() {
         let headers = for_replay(None);
         assert_eq!(integer(Some(&headers), REPLAYS), Some(1));
+    }
+
+    #[test]
+    fn replay_gets_fresh_retry_budget() {
+        let mut original = FieldTable::default();
+        insert_text(&mut original, FIRST_ATTEMPT_AT, "2026-01-01T00:00:00Z");
+        original.insert(DELAYS.into(), AMQPValue::LongLongInt(3));
+        original.insert(ATTEMPTS.into(), AMQPValue::LongLongInt(5));
+        let headers = for_replay(Some(&original));
+        assert!(!headers.contains_key(FIRST_ATTEMPT_AT));
+        assert!(!headers.contains_key(DELAYS));
+        assert_eq!(integer(Some(&headers), ATTEMPTS), Some(5));
+    }
+
+    #[test]
+    fn original_target_kept_across_hops() {
+        let reason = DeadLetterReason {
+            code: "okta_unavailable".to_owned(),
+            reason: "down".to_owned(),
+            attempts: 2,
+            okta_request_id: None,
+        };
+        let mut delayed = FieldTable::default();
+        keep_original_target(&mut delayed, "requests", "");
+        let headers = with_dead_letter_reason(
+            Some(&delayed),
+            &reason,
+            "",
+            "requests.delay.10s",
+            "2026-01-01T00:00:00Z",
+        );
+        assert_eq!(
+            text(Some(&headers), ORIGINAL_EXCHANGE).as_deref(),
+            Some("requests")
+        );
+        assert_eq!(
+            text(Some(&headers), ORIGINAL_ROUTING_KEY).as_deref(),
+            Some("")
+        );
     }
 }

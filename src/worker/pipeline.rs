@@ -167,7 +167,7 @@ impl Pipeline {
         let result = match outcome {
             Ok(mut result) => {
                 result.attempts = attempts;
-                info!(attempts, "Request succeeded.");
+                info!(attempts, "Okta work done; publishing the Success result.");
                 result
             }
             Err(JobError::Invalid(error)) => {
@@ -257,10 +257,15 @@ impl Pipeline {
         seconds: u32,
         tries: &Tries,
     ) -> Settlement {
-        let headers = delayed_headers(
+        let mut headers = delayed_headers(
             delivery.properties.headers().as_ref(),
             &tries.clock,
             tries.attempts,
+        );
+        headers::keep_original_target(
+            &mut headers,
+            delivery.exchange.as_str(),
+            delivery.routing_key.as_str(),
         );
         let properties = copy_properties(&delivery.properties).with_headers(headers);
         let queue = self.topology.delay_queue(seconds);
