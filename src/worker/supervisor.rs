@@ -59,6 +59,9 @@ impl WorkerError {
     /// Reports whether reconnecting cannot help: the settings or the broker's existing
     /// topology must change first.
     pub fn is_fatal(&self) -> bool {
+        if let WorkerError::Connect(error) = self {
+            return is_access_refused(error);
+        }
         matches!(
             self,
             WorkerError::Topology(TopologyError::Mismatch { .. })
@@ -147,7 +150,12 @@ async fn supervise(
             wait = RECONNECT_MIN;
         }
         let delay = jittered(wait);
-        warn!(cause = %error, retry_in = ?delay, "Broker session lost; reconnecting.");
+        match &error {
+            WorkerError::Connect(_) => {
+                warn!(cause = %error, retry_in = ?delay, "Cannot connect to RabbitMQ; retrying.")
+            }
+            _ => warn!(cause = %error, retry_in = ?delay, "Broker session lost; reconnecting."),
+        }
         tokio::select! {
             () = pool::stop_requested(&mut stopping) => return Ok(()),
             () = tokio::time::sleep(delay) => {}
@@ -246,6 +254,20 @@ fn okta_client(settings: &Settings) -> Result<OktaClient, WorkerError> {
         max_backoff: Duration::from_secs(30),
     };
     Ok(OktaClient::new(config)?)
+}
+
+/// Reports whether the broker refused the credentials or the virtual host in `AMQP_URL`, which
+/// no reconnect can fix.
+fn is_access_refused(error: &lapin::Error) -> bool {
+    use lapin::protocol::{AMQPErrorKind, AMQPHardError, AMQPSoftError};
+    match error.kind() {
+        lapin::ErrorKind::ProtocolError(amqp) => matches!(
+            amqp.kind(),
+            AMQPErrorKind::Soft(AMQPSoftError::ACCESSREFUSED)
+                | AMQPErrorKind::Hard(AMQPHardError::NOTALLOWED)
+        ),
+        _ => false,
+    }
 }
 
 /// Returns `wait` with up to a quarter added at random, so that many workers that lost the
