@@ -132,8 +132,10 @@ impl Transport {
         }
         // Okta sends the rate-limit headers on every response, so the reset time bounds the
         // wait only when the call was throttled or the bucket is spent. A 503 with calls left
-        // in the window falls back to the exponential backoff.
+        // in the window, and a 429 for too many concurrent requests (`X-Rate-Limit-Limit: 0`),
+        // fall back to the exponential backoff.
         let retry_after = snapshot
+            .filter(|s| !s.is_concurrency_limit())
             .filter(|s| status == 429 || s.remaining.is_none_or(|left| left == 0))
             .and_then(|s| s.wait_for_reset());
         Err(OktaError::from_response(
