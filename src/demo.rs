@@ -103,6 +103,7 @@ fn demo_settings(simulator: &sim::SimHandle) -> Result<Settings, String> {
             credential: OktaCredential::ApiToken(simulator.api_token().clone()),
             group_id: None,
             call_timeout: Duration::from_secs(10),
+            max_concurrent_calls: 8,
         },
         worker: WorkerSettings {
             concurrency: 4,

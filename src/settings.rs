@@ -195,6 +195,10 @@ pub struct OktaSettings {
     pub group_id: Option<String>,
     /// Timeout of one HTTP call (`OKTA_DCR_OKTA_TIMEOUT_SECS`, default 30 seconds).
     pub call_timeout: Duration,
+    /// Maximum Okta HTTP calls in flight at once over all requests
+    /// (`OKTA_DCR_OKTA_CONCURRENCY`, default 8), well under Okta's per-org limit on concurrent
+    /// requests, which other clients of the org share.
+    pub max_concurrent_calls: usize,
 }
 
 /// Settings of the worker's processing.
@@ -288,6 +292,7 @@ impl OktaSettings {
             credential: okta_credential(env)?,
             group_id: env.text("OKTA_GROUP_ID").map(str::to_owned),
             call_timeout: env.seconds("OKTA_DCR_OKTA_TIMEOUT_SECS", 30)?,
+            max_concurrent_calls: env.positive("OKTA_DCR_OKTA_CONCURRENCY", 8)?,
         })
     }
 }
@@ -626,6 +631,28 @@ mod tests {
         let error = full(&pairs).unwrap_err().to_string();
         assert!(error.contains("OKTA_DCR_CONCURRENCY"), "{error}");
         assert!(error.contains("greater than zero"), "{error}");
+    }
+
+    #[test]
+    fn okta_concurrency_defaults_to_8() {
+        let settings = full(&OKTA).unwrap();
+        assert_eq!(settings.okta.max_concurrent_calls, 8);
+    }
+
+    #[test]
+    fn okta_concurrency_read() {
+        let mut pairs = OKTA.to_vec();
+        pairs.push(("OKTA_DCR_OKTA_CONCURRENCY", "3"));
+        let settings = full(&pairs).unwrap();
+        assert_eq!(settings.okta.max_concurrent_calls, 3);
+    }
+
+    #[test]
+    fn zero_okta_concurrency_rejected() {
+        let mut pairs = OKTA.to_vec();
+        pairs.push(("OKTA_DCR_OKTA_CONCURRENCY", "0"));
+        let error = full(&pairs).unwrap_err().to_string();
+        assert!(error.contains("OKTA_DCR_OKTA_CONCURRENCY"), "{error}");
     }
 
     #[test]

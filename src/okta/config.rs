@@ -23,6 +23,9 @@ pub struct OktaConfig {
     pub min_backoff: Duration,
     /// Largest wait of the exponential backoff, jitter included.
     pub max_backoff: Duration,
+    /// Maximum Okta HTTP calls in flight at once over all clones of the client, so that the
+    /// worker stays under Okta's per-org limit on concurrent requests. At least 1.
+    pub max_concurrent_calls: usize,
 }
 
 /// The worker's Okta credential.
@@ -81,6 +84,9 @@ impl OktaConfig {
                 "backoff must satisfy 0 < min ({:?}) <= max ({:?})",
                 self.min_backoff, self.max_backoff
             ));
+        }
+        if self.max_concurrent_calls == 0 {
+            return config_error("the maximum of concurrent calls must be at least 1".to_owned());
         }
         self.auth.validate()
     }

@@ -22,6 +22,7 @@
 //! | any other status (3xx, 501, …)                            | Permanent | `okta_unexpected_status`   |
 //! | 2xx whose body cannot be parsed                           | Permanent | `okta_invalid_response`    |
 //! | call timed out, connection failed                         | Transient | `okta_unavailable`         |
+//! | call not sent: rate-limit pacing waits past the budget    | Transient | `okta_rate_limited`        |
 //! | an id that cannot be a path segment (empty, `.`, `..`)    | Permanent | `okta_invalid_id`          |
 //! | invalid client configuration                              | Systemic  | `okta_invalid_config`      |
 //!
@@ -86,6 +87,13 @@ pub enum OktaError {
         status: u16,
         detail: String,
         request_id: Option<String>,
+    },
+    /// The call was not sent, because the client's rate-limit pacing would start it only after
+    /// the retry budget's deadline. `retry_after` is the wait counted from the error.
+    #[error("{route} not sent: Okta's rate-limit window allows it in {retry_after:?}, past the retry budget")]
+    RateLimitWait {
+        route: &'static str,
+        retry_after: Duration,
     },
     /// An id passed by the caller cannot be a URL path segment.
     #[error("invalid Okta id {value:?}: an id must not be empty, `.` or `..`")]
@@ -152,11 +160,13 @@ impl OktaError {
     }
 
     /// Returns, for a transient error, how long after the failing response Okta accepts the
-    /// call again (rate-limit reset − `Date` + 1 s). The caller can use it to delay the
-    /// request elsewhere once the retry budget is spent.
+    /// call again (rate-limit reset − `Date` + 1 s), or, for a call that rate-limit pacing did
+    /// not send, the pacing wait. The caller can use it to delay the request elsewhere once the
+    /// retry budget is spent.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             OktaError::Api(api) if self.class() == ErrorClass::Transient => api.retry_after,
+            OktaError::RateLimitWait { retry_after, .. } => Some(*retry_after),
             _ => None,
         }
     }
@@ -244,6 +254,7 @@ impl OktaError {
             OktaError::Timeout { .. } | OktaError::Transport { .. } => {
                 (ErrorClass::Transient, codes::UNAVAILABLE)
             }
+            OktaError::RateLimitWait { .. } => (ErrorClass::Transient, codes::RATE_LIMITED),
             OktaError::InvalidResponse { route, .. } if is_token_route(route) => {
                 (ErrorClass::Systemic, codes::INVALID_RESPONSE)
             }
@@ -599,5 +610,17 @@ mod tests {
         let rejected = OktaError::from_response("route", 400, &headers, b"", wait);
         assert_eq!(limited.retry_after(), wait);
         assert_eq!(rejected.retry_after(), None);
+    }
+
+    #[test]
+    fn pacing_wait_is_transient_rate_limit() {
+        let error = OktaError::RateLimitWait {
+            route: "POST /oauth2/v1/clients",
+            retry_after: Duration::from_secs(7),
+        };
+        assert_eq!(error.class(), ErrorClass::Transient);
+        assert_eq!(error.code(), codes::RATE_LIMITED);
+        assert_eq!(error.retry_after(), Some(Duration::from_secs(7)));
+        assert!(!error.may_have_been_applied());
     }
 }

@@ -2,7 +2,9 @@
 //!
 //! Every call retries transient failures (rate limits, server errors, timeouts) with capped
 //! exponential backoff, or until the rate-limit reset when Okta names one, within a
-//! [`RetryBudget`] shared by all calls made for one request. Errors carry a class and a
+//! [`RetryBudget`] shared by all calls made for one request. Before each call, the client
+//! spreads the calls left in Okta's rate-limit window evenly over the time left (see
+//! `pacing`), and it caps the calls in flight at [`OktaConfig::max_concurrent_calls`]. Errors carry a class and a
 //! stable code (see [`error`]) so the worker can decide between failing the request,
 //! delaying it and stopping.
 //!
@@ -15,6 +17,7 @@ mod config;
 mod credential;
 pub mod error;
 pub mod model;
+mod pacing;
 mod pagination;
 mod rate_limit;
 mod retry;
@@ -23,6 +26,8 @@ mod service_app;
 mod token;
 mod transport;
 
+#[cfg(test)]
+mod pacing_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

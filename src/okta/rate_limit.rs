@@ -70,6 +70,13 @@ impl RateLimitSnapshot {
         has_rate_limit.then_some(snapshot)
     }
 
+    /// Reports whether the response is about Okta's limit on concurrent requests, which it
+    /// marks with `X-Rate-Limit-Limit: 0`. Its Remaining and Reset then say nothing about the
+    /// per-minute window, and a short backoff suffices.
+    pub fn is_concurrency_limit(&self) -> bool {
+        self.limit == Some(0)
+    }
+
     /// Returns how long after the response a retry is safe: reset − `Date` + 1 s, or zero
     /// plus the margin when the reset has already passed. Returns `None` when the reset or
     /// the `Date` header is missing or unparsable.
@@ -219,6 +226,20 @@ mod tests {
         let map = headers(&[("x-rate-limit-reset", &reset), ("date", DATE_TEXT)]);
         let snapshot = RateLimitSnapshot::from_headers(&map).unwrap();
         assert_eq!(snapshot.wait_for_reset(), Some(RESET_MARGIN));
+    }
+
+    #[test]
+    fn zero_limit_is_concurrency_limit() {
+        let map = headers(&[("x-rate-limit-limit", "0"), ("date", DATE_TEXT)]);
+        let snapshot = RateLimitSnapshot::from_headers(&map).unwrap();
+        assert!(snapshot.is_concurrency_limit());
+    }
+
+    #[test]
+    fn window_limit_not_concurrency_limit() {
+        let map = headers(&[("x-rate-limit-limit", "50"), ("date", DATE_TEXT)]);
+        let snapshot = RateLimitSnapshot::from_headers(&map).unwrap();
+        assert!(!snapshot.is_concurrency_limit());
     }
 
     #[test]

@@ -168,7 +168,8 @@ fn log_retry(route: Route, error: &OktaError, attempt: u32, wait: Duration) {
     );
 }
 
-fn reset_jitter() -> Duration {
+/// Returns a random delay of up to [`MAX_RESET_JITTER`] to add after a rate-limit reset.
+pub(crate) fn reset_jitter() -> Duration {
     let max_millis = u64::try_from(MAX_RESET_JITTER.as_millis()).unwrap_or(u64::MAX);
     Duration::from_millis(rand::thread_rng().gen_range(0..=max_millis))
 }

@@ -145,6 +145,7 @@ fn config(url: &Url) -> OktaConfig {
         call_timeout: Duration::from_secs(2),
         min_backoff: Duration::from_millis(10),
         max_backoff: Duration::from_millis(50),
+        max_concurrent_calls: 8,
     }
 }
 
@@ -764,6 +765,17 @@ async fn debug_output_hides_token() {
     for output in outputs {
         assert!(!output.contains(TOKEN), "token leaked in {output}");
     }
+}
+
+#[tokio::test]
+async fn config_rejects_zero_concurrency() {
+    let url = Url::parse("http://127.0.0.1:1").unwrap();
+    let config = OktaConfig {
+        max_concurrent_calls: 0,
+        ..config(&url)
+    };
+    let error = OktaClient::new(config).unwrap_err();
+    assert_eq!(error.code(), "okta_invalid_config");
 }
 
 #[tokio::test]

@@ -32,6 +32,7 @@ fn config_for(sim: &SimHandle, private_key: &Secret) -> OktaConfig {
         call_timeout: Duration::from_secs(5),
         min_backoff: Duration::from_millis(10),
         max_backoff: Duration::from_millis(50),
+        max_concurrent_calls: 8,
     }
 }
 

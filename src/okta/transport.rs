@@ -1,6 +1,7 @@
-//! One Okta HTTP call: authorization, timeout, rate-limit bookkeeping, metrics and the
-//! mapping of a failed response to [`OktaError`]. Retries wrap this in [`super::retry`], and a
-//! rejected access token is renewed once around them.
+//! One Okta HTTP call: rate-limit pacing, the cap on calls in flight, authorization, timeout,
+//! rate-limit bookkeeping, metrics and the mapping of a failed response to [`OktaError`].
+//! Retries wrap this in [`super::retry`], and a rejected access token is renewed once around
+//! them.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -8,11 +9,13 @@ use std::time::{Duration, Instant};
 use reqwest::header::{HeaderMap, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use reqwest::RequestBuilder;
 use serde::de::DeserializeOwned;
+use tokio::sync::Semaphore;
 use url::Url;
 
 use super::config::OktaConfig;
 use super::credential::Authorizer;
 use super::error::{ApiError, OktaError};
+use super::pacing::Pacer;
 use super::rate_limit::{RateLimitSnapshot, RateLimitTracker};
 use super::retry::{RetryBudget, RetryPolicy};
 use super::route::Route;
@@ -28,6 +31,9 @@ pub(crate) struct Transport {
     pub(crate) call_timeout: Duration,
     pub(crate) policy: RetryPolicy,
     pub(crate) rate_limits: RateLimitTracker,
+    pacer: Pacer,
+    /// One permit per HTTP call in flight, held from sending until the body is read.
+    call_permits: Semaphore,
 }
 
 /// A success response, read in full.
@@ -61,6 +67,8 @@ impl Transport {
                 max_backoff: config.max_backoff,
             },
             rate_limits: RateLimitTracker::default(),
+            pacer: Pacer::new(config.call_timeout),
+            call_permits: Semaphore::new(config.max_concurrent_calls),
         })
     }
 
@@ -102,12 +110,17 @@ impl Transport {
     }
 
     /// Sends one prepared request and reads the whole response, mapping a failure to
-    /// [`OktaError`] under `route`.
+    /// [`OktaError`] under `route`. Waits first for a free permit among
+    /// `OktaConfig::max_concurrent_calls`.
     pub(crate) async fn exchange(
         &self,
         route: Route,
         request: RequestBuilder,
     ) -> Result<Success, OktaError> {
+        // The semaphore is never closed, so the error branch is unreachable.
+        let _permit = self.call_permits.acquire().await.map_err(|_| {
+            OktaError::Config("the limit of concurrent Okta calls was closed".to_owned())
+        })?;
         let started = Instant::now();
         let response = match request.send().await {
             Ok(response) => response,
@@ -132,8 +145,10 @@ impl Transport {
         }
         // Okta sends the rate-limit headers on every response, so the reset time bounds the
         // wait only when the call was throttled or the bucket is spent. A 503 with calls left
-        // in the window falls back to the exponential backoff.
+        // in the window, and a 429 for too many concurrent requests (`X-Rate-Limit-Limit: 0`),
+        // fall back to the exponential backoff.
         let retry_after = snapshot
+            .filter(|s| !s.is_concurrency_limit())
             .filter(|s| status == 429 || s.remaining.is_none_or(|left| left == 0))
             .and_then(|s| s.wait_for_reset());
         Err(OktaError::from_response(
@@ -162,7 +177,8 @@ impl Transport {
             .await
     }
 
-    /// Authorizes and sends one HTTP request.
+    /// Waits for the call's turn in the rate-limit window, then authorizes and sends one HTTP
+    /// request.
     async fn attempt(
         &self,
         route: Route,
@@ -171,6 +187,7 @@ impl Transport {
         budget: &RetryBudget,
         token_serial: &Mutex<Option<u64>>,
     ) -> Result<Success, OktaError> {
+        let _turn = self.pacer.wait_turn(route, budget).await?;
         budget.record_attempt();
         let authorization = self.authorizer.authorization(self).await?;
         *token_serial.lock().unwrap_or_else(|e| e.into_inner()) = authorization.token_serial;
@@ -187,10 +204,12 @@ impl Transport {
         self.exchange(route, request).await
     }
 
-    /// Stores the rate-limit headers of a response.
+    /// Stores the rate-limit headers of a response and passes them to the pacer.
     fn observe_rate_limit(&self, route: Route, headers: &HeaderMap) -> Option<RateLimitSnapshot> {
         let snapshot = RateLimitSnapshot::from_headers(headers)?;
         self.rate_limits.record(route.bucket(), snapshot);
+        self.pacer
+            .observe(route.bucket(), &snapshot, Instant::now());
         Some(snapshot)
     }
 

@@ -7,7 +7,7 @@
 //! (`PUT /api/v1/apps/{appId}/groups/{groupId}`). Every Okta route takes
 //! `Authorization: SSWS <token>` and responds with `Date`, `X-Okta-Request-Id` and
 //! `X-Rate-Limit-Limit`/`-Remaining`/`-Reset` headers. Rate limits count per one-minute window
-//! in three buckets, `/oauth2/v1/clients*`, `/api/v1/apps*` and `/oauth2/v1/token`. Nothing is
+//! (configurable with [`SimConfig::rate_limit_window`]) in three buckets, `/oauth2/v1/clients*`, `/api/v1/apps*` and `/oauth2/v1/token`. Nothing is
 //! persisted: the state lives as long as the process.
 //!
 //! With [`SimConfig::service_app`] set, the token endpoint `POST /oauth2/v1/token` issues
@@ -100,6 +100,7 @@ pub use state::{AppStatus, RecordedRequest, SimClient};
 pub use token::SimServiceApp;
 
 use crate::secret::Secret;
+use rate_limit::RateLimiter;
 use state::{Settings, SimState};
 use token::{ServiceAppVerifier, TOKEN_PATH};
 
@@ -112,9 +113,13 @@ pub struct SimConfig {
     /// Delay added to every Okta-route call, to imitate network and Okta latency: half before
     /// the route takes effect and half after. Default 0.
     pub latency: Duration,
-    /// Requests allowed per bucket per one-minute window before 429 E0000047. `None` (the
-    /// default) never rejects, and reports a limit of 10000 with the real remaining count.
+    /// Requests allowed per bucket per window before 429 E0000047. `None` (the default) never
+    /// rejects, and reports a limit of 10000 with the real remaining count.
     pub rate_limit_per_minute: Option<u32>,
+    /// Length of a rate-limit window, rounded down to whole seconds (at least 1 s), because
+    /// `X-Rate-Limit-Reset` names whole seconds. Default 60 s as in Okta; tests shorten it so
+    /// that a window passes quickly. `rate_limit_per_minute` then counts per window.
+    pub rate_limit_window: Duration,
     /// When `true`, deleting an ACTIVE client gets 403 E0000056, so the worker must
     /// deactivate it first. Default `false`.
     pub delete_requires_inactive: bool,
@@ -129,6 +134,7 @@ impl Default for SimConfig {
             api_token: None,
             latency: Duration::ZERO,
             rate_limit_per_minute: None,
+            rate_limit_window: Duration::from_secs(60),
             delete_requires_inactive: false,
             service_app: None,
         }
@@ -168,7 +174,10 @@ pub async fn start(listener: TcpListener, config: SimConfig) -> io::Result<SimHa
     };
     let state = Arc::new(SimState::new(
         settings,
-        config.rate_limit_per_minute,
+        RateLimiter::new(
+            config.rate_limit_per_minute,
+            config.rate_limit_window.as_secs(),
+        ),
         api_token,
         service_app,
         base_url,

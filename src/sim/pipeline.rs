@@ -15,7 +15,7 @@ use super::auth;
 use super::faults::{ceil_secs, Fault, FaultAction, ScriptedResponse};
 use super::ids;
 use super::okta_errors;
-use super::rate_limit::{window_end, Bucket, RateDecision};
+use super::rate_limit::{Bucket, RateDecision};
 use super::state::{epoch_secs, SimState};
 use super::token::TOKEN_PATH;
 
@@ -64,7 +64,8 @@ pub(crate) async fn okta_pipeline(
     sleep_unless_zero(state.settings.latency - latency_before).await;
 
     let now = SystemTime::now();
-    insert_standard_headers(response.headers_mut(), &rate, now);
+    let window_end = state.lock().rate_limiter.window_end(epoch_secs(now));
+    insert_standard_headers(response.headers_mut(), &rate, window_end, now);
     if let Some(scripted) = &scripted {
         insert_scripted_headers(response.headers_mut(), scripted, now);
     }
@@ -144,8 +145,13 @@ fn scripted_body(scripted: &ScriptedResponse) -> Response {
 /// Inserts `Date`, `X-Okta-Request-Id` and the rate-limit headers. When latency or a slow
 /// handler carried the response into the next window, Reset names the end of the window the
 /// response is sent in, so it is never in the past.
-fn insert_standard_headers(headers: &mut HeaderMap, rate: &RateDecision, now: SystemTime) {
-    let reset = rate.reset.max(window_end(epoch_secs(now)));
+fn insert_standard_headers(
+    headers: &mut HeaderMap,
+    rate: &RateDecision,
+    window_end: u64,
+    now: SystemTime,
+) {
+    let reset = rate.reset.max(window_end);
     insert(
         headers,
         axum::http::header::DATE,

@@ -1,13 +1,11 @@
-//! Per-minute request counting in Okta's style: each bucket of routes has its own count over
-//! one-minute windows aligned to the epoch, reported in `X-Rate-Limit-*` headers.
+//! Request counting in Okta's style: each bucket of routes has its own count over fixed
+//! windows aligned to the epoch (one minute unless configured shorter for tests), reported in
+//! `X-Rate-Limit-*` headers.
 
 use std::collections::HashMap;
 
 /// `X-Rate-Limit-Limit` reported when no limit is configured.
 pub(crate) const UNLIMITED_REPORTED_LIMIT: u32 = 10_000;
-
-/// Length of a rate-limit window, in seconds.
-const WINDOW_SECS: u64 = 60;
 
 /// A group of routes that shares one count, like Okta's per-endpoint rate-limit buckets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -53,7 +51,9 @@ pub(crate) struct RateDecision {
 /// Request counts per bucket for the current window.
 #[derive(Debug)]
 pub(crate) struct RateLimiter {
-    limit_per_minute: Option<u32>,
+    limit_per_window: Option<u32>,
+    /// Window length in whole seconds, at least 1.
+    window_secs: u64,
     windows: HashMap<Bucket, Window>,
 }
 
@@ -64,10 +64,12 @@ struct Window {
 }
 
 impl RateLimiter {
-    /// Creates a limiter; `None` counts requests but never rejects them.
-    pub(crate) fn new(limit_per_minute: Option<u32>) -> Self {
+    /// Creates a limiter that allows `limit_per_window` requests per bucket in each window of
+    /// `window_secs` seconds (1 when 0 is given); `None` counts requests but never rejects them.
+    pub(crate) fn new(limit_per_window: Option<u32>, window_secs: u64) -> Self {
         Self {
-            limit_per_minute,
+            limit_per_window,
+            window_secs: window_secs.max(1),
             windows: HashMap::new(),
         }
     }
@@ -75,7 +77,7 @@ impl RateLimiter {
     /// Counts one request in `bucket` at `now_secs` (epoch seconds) and returns the headers'
     /// values and whether the request is over the limit.
     pub(crate) fn count(&mut self, bucket: Bucket, now_secs: u64) -> RateDecision {
-        let start = window_end(now_secs) - WINDOW_SECS;
+        let start = self.window_end(now_secs) - self.window_secs;
         let window = self
             .windows
             .entry(bucket)
@@ -85,19 +87,19 @@ impl RateLimiter {
         }
         window.count = window.count.saturating_add(1);
 
-        let limit = self.limit_per_minute.unwrap_or(UNLIMITED_REPORTED_LIMIT);
+        let limit = self.limit_per_window.unwrap_or(UNLIMITED_REPORTED_LIMIT);
         RateDecision {
             limit,
             remaining: limit.saturating_sub(window.count),
-            reset: start + WINDOW_SECS,
-            exceeded: self.limit_per_minute.is_some() && window.count > limit,
+            reset: start + self.window_secs,
+            exceeded: self.limit_per_window.is_some() && window.count > limit,
         }
     }
-}
 
-/// Returns the end of the window containing `now_secs`, in epoch seconds.
-pub(crate) fn window_end(now_secs: u64) -> u64 {
-    now_secs - now_secs % WINDOW_SECS + WINDOW_SECS
+    /// Returns the end of the window containing `now_secs`, in epoch seconds.
+    pub(crate) fn window_end(&self, now_secs: u64) -> u64 {
+        now_secs - now_secs % self.window_secs + self.window_secs
+    }
 }
 
 fn is_under(path: &str, prefix: &str) -> bool {
@@ -126,7 +128,7 @@ mod tests {
 
     #[test]
     fn count_rejects_over_limit() {
-        let mut limiter = RateLimiter::new(Some(2));
+        let mut limiter = RateLimiter::new(Some(2), 60);
         let first = limiter.count(Bucket::Clients, 120);
         assert_eq!(first.remaining, 1);
         assert!(!first.exceeded);
@@ -140,7 +142,7 @@ mod tests {
 
     #[test]
     fn count_restarts_in_next_window() {
-        let mut limiter = RateLimiter::new(Some(1));
+        let mut limiter = RateLimiter::new(Some(1), 60);
         limiter.count(Bucket::Clients, 100);
         let over = limiter.count(Bucket::Clients, 119);
         assert!(over.exceeded);
@@ -151,8 +153,20 @@ mod tests {
     }
 
     #[test]
+    fn count_uses_configured_window() {
+        let mut limiter = RateLimiter::new(Some(1), 3);
+        limiter.count(Bucket::Clients, 100);
+        let over = limiter.count(Bucket::Clients, 101);
+        assert!(over.exceeded);
+        assert_eq!(over.reset, 102);
+        let next = limiter.count(Bucket::Clients, 102);
+        assert!(!next.exceeded);
+        assert_eq!(next.reset, 105);
+    }
+
+    #[test]
     fn count_keeps_buckets_apart() {
-        let mut limiter = RateLimiter::new(Some(1));
+        let mut limiter = RateLimiter::new(Some(1), 60);
         limiter.count(Bucket::Clients, 10);
         let apps = limiter.count(Bucket::Apps, 10);
         assert!(!apps.exceeded);
@@ -161,7 +175,7 @@ mod tests {
 
     #[test]
     fn count_without_limit_never_rejects() {
-        let mut limiter = RateLimiter::new(None);
+        let mut limiter = RateLimiter::new(None, 60);
         let decision = limiter.count(Bucket::Apps, 10);
         assert_eq!(decision.limit, UNLIMITED_REPORTED_LIMIT);
         assert_eq!(decision.remaining, UNLIMITED_REPORTED_LIMIT - 1);

@@ -104,7 +104,7 @@ pub(crate) struct Store {
 impl SimState {
     pub(crate) fn new(
         settings: Settings,
-        rate_limit_per_minute: Option<u32>,
+        rate_limiter: RateLimiter,
         api_token: Secret,
         service_app: Option<ServiceAppVerifier>,
         base_url: String,
@@ -113,7 +113,7 @@ impl SimState {
             clients: Clients::default(),
             faults: FaultQueue::default(),
             requests: RequestLog::default(),
-            rate_limiter: RateLimiter::new(rate_limit_per_minute),
+            rate_limiter,
             token_accepted: true,
             tokens: TokenStore::default(),
         };

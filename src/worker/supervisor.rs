@@ -252,6 +252,7 @@ fn okta_client(settings: &Settings) -> Result<OktaClient, WorkerError> {
         call_timeout: settings.okta.call_timeout,
         min_backoff: Duration::from_millis(250),
         max_backoff: Duration::from_secs(30),
+        max_concurrent_calls: settings.okta.max_concurrent_calls,
     };
     Ok(OktaClient::new(config)?)
 }

@@ -331,6 +331,7 @@ pub fn test_settings(sim: &SimHandle) -> Settings {
             credential: OktaCredential::ApiToken(sim.api_token().clone()),
             group_id: None,
             call_timeout: Duration::from_secs(5),
+            max_concurrent_calls: 8,
         },
         worker: WorkerSettings {
             concurrency: 8,
