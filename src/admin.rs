@@ -43,6 +43,11 @@ const IN_FLIGHT: &str = "okta_dcr_in_flight";
 const OKTA_CALLS_TOTAL: &str = "okta_calls_total";
 const OKTA_CALL_DURATION: &str = "okta_call_duration_seconds";
 const OKTA_RATE_LIMIT_REMAINING: &str = "okta_rate_limit_remaining";
+const OKTA_PACING_WAIT: &str = "okta_pacing_wait_seconds";
+
+/// Upper bounds, in seconds, of the `okta_pacing_wait_seconds` buckets: from no wait to a whole
+/// one-minute rate-limit window.
+const PACING_WAIT_BUCKETS: [f64; 8] = [0.0, 0.1, 0.5, 1.0, 2.5, 5.0, 15.0, 60.0];
 
 /// Upper bounds, in seconds, of the `okta_call_duration_seconds` histogram buckets. The last
 /// one matches the default Okta call timeout (`OKTA_DCR_OKTA_TIMEOUT_SECS`, 30 s).
@@ -320,6 +325,12 @@ fn build_and_install() -> Result<PrometheusHandle, String> {
             Matcher::Full(OKTA_CALL_DURATION.to_owned()),
             &OKTA_CALL_BUCKETS,
         )
+        .and_then(|builder| {
+            builder.set_buckets_for_metric(
+                Matcher::Full(OKTA_PACING_WAIT.to_owned()),
+                &PACING_WAIT_BUCKETS,
+            )
+        })
         .and_then(PrometheusBuilder::install_recorder)
         .map_err(|error| error.to_string())?;
     describe_metrics();
@@ -357,6 +368,11 @@ fn describe_metrics() {
     describe_gauge!(
         OKTA_RATE_LIMIT_REMAINING,
         "Calls left in the current Okta rate-limit window, by bucket."
+    );
+    describe_histogram!(
+        OKTA_PACING_WAIT,
+        Unit::Seconds,
+        "Time an Okta call waited for its turn in the rate-limit window, by bucket."
     );
 }
 

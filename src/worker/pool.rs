@@ -25,6 +25,9 @@ use crate::worker::order::CredentialQueue;
 use crate::worker::pipeline::{Decoded, Pipeline, Settlement};
 use crate::worker::supervisor::WorkerError;
 
+/// Longest wait for the broker to take an ack or nack.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// First and longest wait between probes while Okta rejects the worker's credential.
 const CREDENTIAL_PROBE_MIN: Duration = Duration::from_secs(1);
 const CREDENTIAL_PROBE_MAX: Duration = Duration::from_secs(60);
@@ -235,13 +238,26 @@ fn previous_attempts(delivery: &Delivery) -> i64 {
 }
 
 /// Acks or nacks the delivery on the channel it came from.
+///
+/// The ack or nack is bounded by [`SETTLE_TIMEOUT`]: on a channel that is closing it may never
+/// complete, and a task stuck here would hold its credential's turn, so that the redelivered
+/// copy of the request would wait for ever. The broker redelivers an unsettled delivery once
+/// its channel is gone.
 async fn settle(delivery: &Delivery, settlement: Settlement) {
-    let result = match settlement {
-        Settlement::Ack => delivery.ack(BasicAckOptions::default()).await,
-        Settlement::Requeue | Settlement::RequeueAndPause => requeue(delivery).await,
+    let settled = async {
+        match settlement {
+            Settlement::Ack => delivery.ack(BasicAckOptions::default()).await,
+            Settlement::Requeue | Settlement::RequeueAndPause => requeue(delivery).await,
+        }
     };
-    if let Err(error) = result {
-        warn!(cause = %error, ?settlement, "Settling the delivery failed; the broker will redeliver it.");
+    match tokio::time::timeout(SETTLE_TIMEOUT, settled).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(error)) => {
+            warn!(cause = %error, ?settlement, "Settling the delivery failed; the broker will redeliver it.")
+        }
+        Err(_) => {
+            warn!(?settlement, timeout = ?SETTLE_TIMEOUT, "Settling the delivery timed out; the broker will redeliver it.")
+        }
     }
 }
 
