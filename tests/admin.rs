@@ -159,11 +159,14 @@ async fn metrics_after_provision() {
     let result = harness.next_result().await;
     assert_eq!(result.status.level, Level::Success, "{result:?}");
 
-    // The exporter folds histogram samples into buckets on its periodic upkeep (every 5 s), so
-    // the bucket lines may take that long to appear.
+    // The exporter folds histogram samples into buckets on its periodic upkeep (every 5 s), and
+    // the worker counts the outcome just after the broker confirms the result, which the test
+    // may already have read: both may take a moment to appear.
+    let success_key = "okta_dcr_requests_total{operation=\"provision\",outcome=\"success\"}";
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(12);
     let mut reply = get(&harness, "/metrics").await;
-    while !reply.body.contains("\nokta_call_duration_seconds_bucket{")
+    while (!reply.body.contains("\nokta_call_duration_seconds_bucket{")
+        || sample(&reply.body, success_key).is_none())
         && tokio::time::Instant::now() < deadline
     {
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
