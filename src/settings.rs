@@ -169,7 +169,7 @@ pub struct BrokerSettings {
     pub heartbeat: Duration,
 }
 
-/// How the worker authenticates to Okta.
+/// The credential the worker authenticates to Okta with.
 #[derive(Debug, Clone)]
 pub enum OktaCredential {
     /// `OKTA_API_TOKEN`, or the content of the file named by `OKTA_API_TOKEN_FILE`: an SSWS

@@ -12,9 +12,7 @@ use crate::secret::Secret;
 /// can tell the worker's connection from others in the management UI and `rabbitmqctl
 /// list_connections`.
 pub async fn connect(amqp_url: &Secret, role: &str) -> Result<Connection, lapin::Error> {
-    let name = format!("okta-dcr-worker {role} (pid {})", std::process::id());
-    let properties = ConnectionProperties::default().with_connection_name(name.into());
-    Connection::connect(amqp_url.expose(), properties).await
+    Connection::connect(amqp_url.expose(), named(role)).await
 }
 
 /// Opens a connection like [`connect`], asking the broker for a heartbeat every `heartbeat`
@@ -32,7 +30,11 @@ pub async fn connect_with_heartbeat(
     if uri.query.heartbeat.is_none() {
         uri.query.heartbeat = Some(u16::try_from(heartbeat.as_secs()).unwrap_or(u16::MAX));
     }
+    Connection::connect_uri(uri, named(role)).await
+}
+
+/// Returns connection properties carrying the name `okta-dcr-worker <role> (pid N)`.
+fn named(role: &str) -> ConnectionProperties {
     let name = format!("okta-dcr-worker {role} (pid {})", std::process::id());
-    let properties = ConnectionProperties::default().with_connection_name(name.into());
-    Connection::connect_uri(uri, properties).await
+    ConnectionProperties::default().with_connection_name(name.into())
 }

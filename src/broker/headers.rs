@@ -26,7 +26,7 @@ pub const DELAYS: &str = "okta-dcr-delays";
 /// The `X-Okta-Request-Id` of the Okta response that caused the failure, when there was one.
 pub const OKTA_REQUEST_ID: &str = "okta-dcr-okta-request-id";
 
-/// Why a request is dead-lettered.
+/// The reason a request is dead-lettered.
 #[derive(Debug, Clone)]
 pub struct DeadLetterReason {
     pub code: String,

@@ -9,7 +9,7 @@ use std::time::Duration;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::{BasicProperties, Channel, Connection};
 
-/// Why a publish cannot be counted as done.
+/// A failure that keeps a publish from counting as done.
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
     #[error("the broker rejected the publish to exchange `{exchange}` (basic.nack)")]

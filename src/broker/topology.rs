@@ -13,7 +13,7 @@ use lapin::{Channel, Connection, ErrorKind, ExchangeKind};
 
 use crate::settings::{QueueType, Topology};
 
-/// Why the topology could not be declared.
+/// A failure to declare the topology.
 #[derive(Debug, thiserror::Error)]
 pub enum TopologyError {
     #[error(

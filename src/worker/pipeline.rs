@@ -381,7 +381,7 @@ impl Pipeline {
 }
 
 /// Attempts recorded by earlier deliveries (a delay queue or a replay carries the count).
-fn prior_attempts(headers: Option<&FieldTable>) -> u32 {
+pub(crate) fn prior_attempts(headers: Option<&FieldTable>) -> u32 {
     headers::integer(headers, headers::ATTEMPTS)
         .and_then(|value| u32::try_from(value).ok())
         .unwrap_or(0)

@@ -22,17 +22,18 @@ use tracing::{debug, error, info, info_span, warn, Instrument};
 use crate::okta::{ErrorClass, RetryBudget};
 use crate::settings::Settings;
 use crate::worker::order::CredentialQueue;
-use crate::worker::pipeline::{Decoded, Pipeline, Settlement};
+use crate::worker::pipeline::{prior_attempts, Decoded, Pipeline, Settlement};
 use crate::worker::supervisor::WorkerError;
 
-/// Longest wait for the broker to take an ack or nack.
+/// Maximum wait for the broker to take an ack or nack.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// First and longest wait between probes while Okta rejects the worker's credential.
 const CREDENTIAL_PROBE_MIN: Duration = Duration::from_secs(1);
 const CREDENTIAL_PROBE_MAX: Duration = Duration::from_secs(60);
 
-/// What the consumer loop shares with the supervisor across broker sessions.
+/// The tasks and per-credential queue the consumer loop shares with the supervisor across
+/// broker sessions.
 pub struct Pool {
     pub tasks: JoinSet<()>,
     pub order: CredentialQueue,
@@ -210,7 +211,7 @@ fn spawn_delivery(
         request_id = %request_id,
         credential_id = credential_id.as_deref().unwrap_or(""),
         operation = tracing::field::Empty,
-        attempt = previous_attempts(&delivery) + 1,
+        attempt = prior_attempts(delivery.properties.headers().as_ref()) + 1,
         redelivered = delivery.redelivered,
     );
     let pipeline = Arc::clone(pipeline);
@@ -230,11 +231,6 @@ fn spawn_delivery(
         }
         .instrument(span),
     );
-}
-
-fn previous_attempts(delivery: &Delivery) -> i64 {
-    let headers = delivery.properties.headers().as_ref();
-    crate::broker::headers::integer(headers, crate::broker::headers::ATTEMPTS).unwrap_or(0)
 }
 
 /// Acks or nacks the delivery on the channel it came from.

@@ -352,7 +352,7 @@ pub fn free_local_addr() -> SocketAddr {
     listener.local_addr().unwrap()
 }
 
-/// A valid client_credentials provision request.
+/// Returns a valid client_credentials provision request.
 pub fn provision(request_id: &str, credential_id: &str) -> Value {
     serde_json::json!({
         "requestId": request_id,
@@ -369,7 +369,7 @@ pub fn provision(request_id: &str, credential_id: &str) -> Value {
     })
 }
 
-/// A deprovision request for the credential `provision` created.
+/// Returns a deprovision request for the credential that `provision` creates.
 pub fn deprovision(request_id: &str, credential_id: &str) -> Value {
     serde_json::json!({
         "requestId": request_id,
