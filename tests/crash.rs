@@ -48,6 +48,8 @@ fn spawn_worker(settings: &Settings, log_path: &std::path::Path) -> Child {
             &topology.dead_letter_exchange,
         )
         .env("OKTA_DCR_DEAD_LETTER_QUEUE", &topology.dead_letter_queue)
+        // The same delay queues as the test's settings, so that deleting its topology removes them.
+        .env("OKTA_DCR_DELAY_STEPS_SECS", delay_steps(topology))
         .env("OKTA_DCR_ADMIN_ADDR", "")
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
@@ -270,4 +272,9 @@ fn log_mentions_reuse(log_path: &std::path::Path) -> bool {
     std::fs::read_to_string(log_path)
         .map(|log| log.contains("Found the client created by an earlier attempt"))
         .unwrap_or(false)
+}
+
+fn delay_steps(topology: &okta_dcr_worker::settings::Topology) -> String {
+    let steps: Vec<String> = topology.delay_steps.iter().map(u32::to_string).collect();
+    steps.join(",")
 }

@@ -618,6 +618,8 @@ async fn run_binary(broker: &Broker, arguments: &[&str]) -> std::process::Output
             &topology.dead_letter_exchange,
         )
         .env("OKTA_DCR_DEAD_LETTER_QUEUE", &topology.dead_letter_queue)
+        // The same delay queues as the test's settings, so that deleting its topology removes them.
+        .env("OKTA_DCR_DELAY_STEPS_SECS", delay_steps(topology))
         .env("RUST_LOG", "warn")
         .output()
         .await
@@ -686,4 +688,9 @@ async fn binary_replay_failure_exits_nonzero() {
     assert_eq!(output.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("0 replayed, 0 left, 1 failed"), "{stdout}");
     broker.finish().await;
+}
+
+fn delay_steps(topology: &okta_dcr_worker::settings::Topology) -> String {
+    let steps: Vec<String> = topology.delay_steps.iter().map(u32::to_string).collect();
+    steps.join(",")
 }

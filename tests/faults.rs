@@ -143,6 +143,8 @@ impl Fixture {
                 &topology.dead_letter_exchange,
             )
             .env("OKTA_DCR_DEAD_LETTER_QUEUE", &topology.dead_letter_queue)
+            // The same delay queues as the test's settings, so that deleting its topology removes them.
+            .env("OKTA_DCR_DELAY_STEPS_SECS", delay_steps(topology))
             .env("OKTA_DCR_ADMIN_ADDR", "")
             .env("RUST_LOG", "info");
         for (name, value) in env {
@@ -664,4 +666,9 @@ async fn readyz_follows_broker_connection() {
     );
     fixture.wait_for_log(RECONNECTING, 1).await;
     fixture.finish().await;
+}
+
+fn delay_steps(topology: &okta_dcr_worker::settings::Topology) -> String {
+    let steps: Vec<String> = topology.delay_steps.iter().map(u32::to_string).collect();
+    steps.join(",")
 }
