@@ -75,6 +75,17 @@ enum Command {
     },
     /// Move dead-lettered requests back to the request exchange, with publisher confirms.
     Replay(crate::dead_letters::ReplayArgs),
+    /// Measure throughput, latency and memory of the worker against an embedded okta-sim on
+    /// this machine's RabbitMQ, next to a baseline of the broker path alone.
+    Bench(crate::bench::BenchArgs),
+    /// The benchmark's baseline consumer: consume requests, publish a result for each with
+    /// confirm and `mandatory`, ack; no Okta call. Started by `bench`.
+    #[command(hide = true)]
+    BenchBaseline {
+        /// Requests processed at once and the consumer prefetch.
+        #[arg(long, default_value_t = 16)]
+        concurrency: u16,
+    },
 }
 
 /// Parses the command line, runs the command and returns the process exit code.
@@ -139,6 +150,8 @@ async fn run_command(command: Command) -> ExitCode {
             Ok(settings) => crate::dead_letters::run_replay(&settings, args).await,
             Err(error) => setting_failed(error),
         },
+        Command::Bench(args) => crate::bench::run(args).await,
+        Command::BenchBaseline { concurrency } => run_baseline(concurrency.max(1)).await,
     }
 }
 
@@ -159,6 +172,20 @@ async fn run_worker(concurrency: Option<u16>) -> ExitCode {
         Err(error) => {
             error!(cause = %error, "Worker stopped.");
             eprintln!("okta-dcr-worker: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_baseline(concurrency: u16) -> ExitCode {
+    let settings = match BrokerSettings::from_env() {
+        Ok(settings) => settings,
+        Err(error) => return setting_failed(error),
+    };
+    match crate::bench::serve_baseline(&settings, concurrency, shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("okta-dcr-worker bench-baseline: {error}");
             ExitCode::FAILURE
         }
     }

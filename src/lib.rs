@@ -12,10 +12,11 @@
 //! - [`admin`]: the health and metrics HTTP endpoint, and the worker's metric names.
 //! - [`log_limit`]: folding of repeated log lines.
 //! - [`sim`]: `okta-sim`, an in-memory Okta stand-in for demos, tests and benchmarks.
-//! - [`cli`]: the `okta-dcr-worker` command line; [`publish`], [`demo`] and [`dead_letters`]
-//!   (`dead-letters` and `replay`) are some of its commands.
+//! - [`cli`]: the `okta-dcr-worker` command line; [`publish`], [`demo`], [`dead_letters`]
+//!   (`dead-letters` and `replay`) and [`bench`] are some of its commands.
 
 pub mod admin;
+pub mod bench;
 pub mod broker;
 pub mod cli;
 pub mod contract;

@@ -114,7 +114,8 @@ pub struct SimConfig {
     /// the route takes effect and half after. Default 0.
     pub latency: Duration,
     /// Requests allowed per bucket per window before 429 E0000047. `None` (the default) never
-    /// rejects, and reports a limit of 10000 with the real remaining count.
+    /// rejects, and reports a limit of 1,000,000 with the real remaining count, so that the
+    /// worker's pacing never holds calls back.
     pub rate_limit_per_minute: Option<u32>,
     /// Length of a rate-limit window, rounded down to whole seconds (at least 1 s), because
     /// `X-Rate-Limit-Reset` names whole seconds. Default 60 s as in Okta; tests shorten it so

@@ -4,8 +4,10 @@
 
 use std::collections::HashMap;
 
-/// `X-Rate-Limit-Limit` reported when no limit is configured.
-pub(crate) const UNLIMITED_REPORTED_LIMIT: u32 = 10_000;
+/// `X-Rate-Limit-Limit` reported when no limit is configured. Far above any real Okta limit,
+/// so that a client pacing its calls by these headers is never held back by a limit that does
+/// not exist.
+pub(crate) const UNLIMITED_REPORTED_LIMIT: u32 = 1_000_000;
 
 /// A group of routes that shares one count, like Okta's per-endpoint rate-limit buckets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
