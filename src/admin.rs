@@ -120,8 +120,10 @@ impl Outcome {
     }
 }
 
-/// Counts one settled delivery in `okta_dcr_requests_total{operation,outcome}`. A request
-/// whose job is unknown (undecodable or invalid) counts as operation `unknown`.
+/// Counts one settled delivery in `okta_dcr_requests_total{operation,outcome}`. The
+/// operation label is the job, also for an invalid request whose `operation` and
+/// `credentialAction` are valid. Without a job (an undecodable body, or an unknown operation
+/// or action) it is `unknown`.
 pub fn record_outcome(job: Option<Job>, outcome: Outcome) {
     let operation = job.map_or("unknown", Job::as_str);
     metrics::counter!(REQUESTS_TOTAL, "operation" => operation, "outcome" => outcome.as_str())

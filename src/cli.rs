@@ -40,8 +40,9 @@ enum Command {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
-        /// API token to accept (SSWS); generated and printed when absent.
-        #[arg(long, env = "OKTA_SIM_API_TOKEN", hide_env_values = true)]
+        /// API token to accept (SSWS); generated and printed when absent. An empty token is
+        /// rejected.
+        #[arg(long, env = "OKTA_SIM_API_TOKEN", hide_env_values = true, value_parser = parse_sim_token)]
         token: Option<String>,
         /// Delay added to every Okta response, in milliseconds.
         #[arg(long, default_value_t = 0)]
@@ -209,6 +210,19 @@ async fn serve_sim_with_token_file(
     Ok(())
 }
 
+/// Rejects an empty or blank okta-sim token, which would make the token file empty and the
+/// `Authorization: SSWS` header carry no secret. clap exits with status 2 on the error.
+fn parse_sim_token(value: &str) -> Result<String, String> {
+    if value.trim().is_empty() {
+        return Err(
+            "the API token is empty. Set --token or OKTA_SIM_API_TOKEN to a \
+             non-empty value, or unset both to have a token generated"
+                .to_owned(),
+        );
+    }
+    Ok(value.to_owned())
+}
+
 fn write_private_file(path: &std::path::Path, content: &str) -> std::io::Result<()> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
@@ -309,4 +323,32 @@ fn init_logging() -> Result<(), settings::SettingsError> {
         LogFormat::Text => builder.init(),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sim_empty_token_rejected() {
+        for token in ["", "   "] {
+            let parsed = Cli::try_parse_from(["okta-dcr-worker", "okta-sim", "--token", token]);
+            let error = parsed.expect_err("an empty token must be rejected");
+            assert_eq!(error.kind(), clap::error::ErrorKind::ValueValidation);
+            assert_eq!(error.exit_code(), 2);
+            let message = error.to_string();
+            assert!(message.contains("the API token is empty"), "{message}");
+            assert!(message.contains("OKTA_SIM_API_TOKEN"), "{message}");
+        }
+    }
+
+    #[test]
+    fn sim_token_accepted() {
+        let parsed = Cli::try_parse_from(["okta-dcr-worker", "okta-sim", "--token", "dev-token"]);
+        let cli = parsed.expect("a non-empty token is accepted");
+        let Command::OktaSim { token, .. } = cli.command else {
+            panic!("parsed {:?}", cli.command);
+        };
+        assert_eq!(token.as_deref(), Some("dev-token"));
+    }
 }

@@ -195,3 +195,32 @@ async fn metrics_after_provision() {
     );
     harness.finish().await;
 }
+
+/// An invalid provision still counts under its job, because its `operation` is readable.
+#[tokio::test]
+async fn metrics_count_invalid_provision() {
+    let harness = Harness::start().await;
+    let mut request = common::provision("admin-metrics-invalid-1", "cred-admin-invalid");
+    request["credentialData"] = serde_json::json!({
+        "grantType": "authorization_code",
+        "redirectURLs": ["https://app.example.test/callback#fragment"],
+    });
+    harness.publish(&request).await;
+    let result = harness.next_result().await;
+    assert_eq!(result.status.level, Level::Error, "{result:?}");
+    assert_eq!(result.status.code, "invalid_request", "{result:?}");
+
+    // The worker counts the outcome just after the broker confirms the result.
+    let error_key = "okta_dcr_requests_total{operation=\"provision\",outcome=\"error\"}";
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let mut reply = get(&harness, "/metrics").await;
+    while sample(&reply.body, error_key).is_none() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        reply = get(&harness, "/metrics").await;
+    }
+    let metrics = &reply.body;
+    assert!(sample(metrics, error_key) >= Some(1.0), "{metrics}");
+    let unknown_key = "okta_dcr_requests_total{operation=\"unknown\",outcome=\"error\"}";
+    assert_eq!(sample(metrics, unknown_key), None, "{metrics}");
+    harness.finish().await;
+}

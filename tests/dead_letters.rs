@@ -348,15 +348,16 @@ async fn dry_run_changes_nothing() {
         .await
         .unwrap();
 
-    assert_eq!(report.would_replay, 4);
+    assert_eq!(report.would_replay, 2);
+    assert_eq!(report.skipped, 2);
     assert_eq!(report.replayed, 0);
     assert!(
-        report.lines[0].starts_with("would replay"),
+        report.lines[1].starts_with("would replay"),
         "{}",
-        report.lines[0]
+        report.lines[1]
     );
     assert!(
-        report.summary.contains("4 would replay"),
+        report.summary.contains("2 would replay"),
         "{}",
         report.summary
     );
@@ -463,10 +464,69 @@ async fn request_id_moves_only_that_one() {
 }
 
 #[tokio::test]
+async fn default_skips_non_retryable_codes() {
+    let broker = Broker::start().await;
+    broker.dead_letter(&four_letters()).await;
+
+    let report = dead_letters::replay(&broker.settings, &ReplayOptions::default())
+        .await
+        .unwrap();
+
+    assert_eq!(report.replayed, 2);
+    assert_eq!(report.skipped, 2);
+    assert!(report.succeeded());
+    let skipped = "skipped       requestId r1  code invalid_json: not retryable, so a replay \
+                   would fail again (pass --code invalid_json to replay it anyway)";
+    assert_eq!(report.lines[0], skipped);
+    assert!(
+        report.lines[3].starts_with("skipped       requestId r4"),
+        "{}",
+        report.lines[3]
+    );
+    assert_eq!(
+        report.summary,
+        "2 replayed, 0 left, 0 failed; 2 skipped because their code is not retryable \
+         (pass --code CODE to replay them)"
+    );
+    assert_eq!(
+        broker.drain_ids(&broker.request_queue(), 2).await,
+        ids(&["r2", "r3"])
+    );
+    let queue = broker.dead_letter_queue();
+    assert_eq!(broker.drain_ids(&queue, 2).await, ids(&["r1", "r4"]));
+    broker.finish().await;
+}
+
+#[tokio::test]
+async fn explicit_code_replays_non_retryable() {
+    let broker = Broker::start().await;
+    broker.dead_letter(&four_letters()).await;
+
+    let options = ReplayOptions {
+        code: Some("invalid_json".to_owned()),
+        ..ReplayOptions::default()
+    };
+    let report = dead_letters::replay(&broker.settings, &options)
+        .await
+        .unwrap();
+
+    assert_eq!(report.replayed, 2);
+    assert_eq!(report.skipped, 0);
+    assert_eq!(report.not_matching, 2);
+    assert_eq!(
+        broker.drain_ids(&broker.request_queue(), 2).await,
+        ids(&["r1", "r4"])
+    );
+    let queue = broker.dead_letter_queue();
+    assert_eq!(broker.drain_ids(&queue, 2).await, ids(&["r2", "r3"]));
+    broker.finish().await;
+}
+
+#[tokio::test]
 async fn older_than_respects_time() {
     let broker = Broker::start().await;
     let mut letters = four_letters();
-    letters[0].age = Duration::from_secs(2 * 3600);
+    letters[1].age = Duration::from_secs(2 * 3600);
     letters[2].age = Duration::from_secs(3 * 3600);
     broker.dead_letter(&letters).await;
 
@@ -482,19 +542,28 @@ async fn older_than_respects_time() {
     assert_eq!(report.not_matching, 2);
     assert_eq!(
         broker.drain_ids(&broker.request_queue(), 2).await,
-        ids(&["r1", "r3"])
+        ids(&["r2", "r3"])
     );
     let queue = broker.dead_letter_queue();
-    assert_eq!(broker.drain_ids(&queue, 2).await, ids(&["r2", "r4"]));
+    assert_eq!(broker.drain_ids(&queue, 2).await, ids(&["r1", "r4"]));
     broker.finish().await;
 }
 
 #[tokio::test]
 async fn max_replays_left_and_reported() {
     let broker = Broker::start().await;
-    let mut letters = four_letters();
-    letters[1].replays = 5;
-    letters[3].replays = 4;
+    let letters = vec![
+        Letter::new("r1", "okta_rate_limited"),
+        Letter {
+            replays: 5,
+            ..Letter::new("r2", "okta_unavailable")
+        },
+        Letter::new("r3", "okta_unavailable"),
+        Letter {
+            replays: 4,
+            ..Letter::new("r4", "result_unroutable")
+        },
+    ];
     broker.dead_letter(&letters).await;
 
     let report = dead_letters::replay(&broker.settings, &ReplayOptions::default())
@@ -672,7 +741,7 @@ async fn binary_rejects_bad_duration() {
 #[tokio::test]
 async fn binary_replay_failure_exits_nonzero() {
     let broker = Broker::start().await;
-    broker.dead_letter(&four_letters()[..1]).await;
+    broker.dead_letter(&four_letters()[1..2]).await;
     let channel = broker.connection.create_channel().await.unwrap();
     channel
         .queue_delete(

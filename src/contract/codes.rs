@@ -39,3 +39,52 @@ pub const ENCRYPTION_FAILED: &str = "encryption_failed";
 pub const RESULT_UNROUTABLE: &str = "result_unroutable";
 /// An unexpected failure inside the worker.
 pub const INTERNAL_ERROR: &str = "internal_error";
+
+/// Reports whether a request that ended with `code` may succeed when it is sent again
+/// unchanged. A code not defined here, or the code of a rejected or unreadable request, is
+/// not retryable. `OKTA_CREDENTIAL_REJECTED` is, once the operator has fixed the credential.
+pub fn is_retryable(code: &str) -> bool {
+    matches!(
+        code,
+        OKTA_UNAVAILABLE | OKTA_RATE_LIMITED | OKTA_CREDENTIAL_REJECTED | RESULT_UNROUTABLE
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transient_codes_retryable() {
+        for code in [
+            OKTA_UNAVAILABLE,
+            OKTA_RATE_LIMITED,
+            OKTA_CREDENTIAL_REJECTED,
+            RESULT_UNROUTABLE,
+        ] {
+            assert!(is_retryable(code), "{code}");
+        }
+    }
+
+    #[test]
+    fn permanent_codes_not_retryable() {
+        for code in [
+            INVALID_REQUEST,
+            INVALID_JSON,
+            INVALID_UTF8,
+            BODY_TOO_LARGE,
+            UNSUPPORTED_CONTENT_TYPE,
+            UNSUPPORTED_OPERATION,
+            OKTA_REJECTED,
+            OKTA_NOT_FOUND,
+            OKTA_INVALID_RESPONSE,
+            CLIENT_NOT_FOUND,
+            AMBIGUOUS_CLIENT,
+            ENCRYPTION_FAILED,
+            INTERNAL_ERROR,
+            "no_such_code",
+        ] {
+            assert!(!is_retryable(code), "{code}");
+        }
+    }
+}

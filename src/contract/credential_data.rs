@@ -192,8 +192,8 @@ pub struct CredentialData {
     pub response_types: Vec<ResponseType>,
     /// Checked redirect URIs, empty for client_credentials.
     pub redirect_uris: Vec<String>,
-    /// Requested scopes without duplicates. Okta's DCR body has no scope member, so they are
-    /// kept for callers that grant scopes separately.
+    /// Requested scopes without duplicates. Okta's DCR body has no scope member, so the
+    /// worker only validates them and sends them nowhere.
     pub scopes: Vec<String>,
     /// Public JWKS for private_key_jwt, with every key's `kid` set.
     pub jwks: Option<Value>,

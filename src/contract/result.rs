@@ -215,20 +215,28 @@ impl ResultMessage {
     /// `<operation>.error` for a known operation and `unknown.error` otherwise, so request
     /// text never reaches a routing key.
     pub fn routing_key(&self) -> String {
-        let operation = self
-            .operation
-            .as_ref()
-            .and_then(Value::as_str)
-            .and_then(Operation::parse);
-        let action = CredentialAction::from_value(self.credential_action.as_ref(), "")
-            .ok()
-            .flatten();
-        let job = operation.and_then(|operation| Job::resolve(operation, action));
-        match (job, operation) {
+        match (self.job(), self.parsed_operation()) {
             (Some(job), _) => format!("{job}.{}", self.status.level.as_str()),
             (None, Some(operation)) => format!("{operation}.error"),
             (None, None) => "unknown.error".to_owned(),
         }
+    }
+
+    /// Returns the job derived from `operation` and `credentialAction`. A rejected request
+    /// has one whenever both fields are valid, even when another field failed validation.
+    pub fn job(&self) -> Option<Job> {
+        let action = CredentialAction::from_value(self.credential_action.as_ref(), "")
+            .ok()
+            .flatten();
+        self.parsed_operation()
+            .and_then(|operation| Job::resolve(operation, action))
+    }
+
+    fn parsed_operation(&self) -> Option<Operation> {
+        self.operation
+            .as_ref()
+            .and_then(Value::as_str)
+            .and_then(Operation::parse)
     }
 
     /// Serializes the message to JSON, including the client secret.
@@ -468,6 +476,29 @@ mod tests {
         let error = parse_request(&envelope).unwrap_err();
         let message = ResultMessage::rejected(&envelope, &error, 1);
         assert_eq!(message.routing_key(), "provision.error");
+    }
+
+    #[test]
+    fn rejected_provision_keeps_job() {
+        let body = json!({
+            "operation": "provision", "id": "cred-1", "name": "n", "managedApplicationName": "a",
+            "credentialData": {
+                "grantType": "authorization_code", "redirectURLs": ["https://app.test/cb#top"],
+            },
+        });
+        let envelope = envelope(body);
+        let error = parse_request(&envelope).unwrap_err();
+        assert_eq!(error.field, "credentialData.redirectURLs[0]");
+        let message = ResultMessage::rejected(&envelope, &error, 1);
+        assert_eq!(message.job(), Some(Job::Provision));
+    }
+
+    #[test]
+    fn rejected_without_action_has_no_job() {
+        let envelope = envelope(json!({ "operation": "update", "id": "cred-1" }));
+        let error = parse_request(&envelope).unwrap_err();
+        let message = ResultMessage::rejected(&envelope, &error, 1);
+        assert_eq!(message.job(), None);
     }
 
     #[test]

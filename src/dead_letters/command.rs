@@ -44,6 +44,8 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "ID")]
     request_id: Option<String>,
     /// Replay only requests dead-lettered with this error code, e.g. okta_unavailable.
+    /// Without it, requests whose code is not retryable (such as invalid_json) are skipped.
+    /// Name their code here to replay them anyway.
     #[arg(long, value_name = "CODE")]
     code: Option<String>,
     /// Replay only requests dead-lettered at least this long ago: 30s, 15m, 2h, 1d.

@@ -10,6 +10,7 @@ use super::reader::{self, DeadLetter, Reader};
 use super::summary::Summary;
 use super::DeadLetterError;
 use crate::broker::{self, headers, ConfirmedPublisher};
+use crate::contract::codes;
 use crate::settings::BrokerSettings;
 
 /// Replays after which a request is left in the dead-letter queue unless `--max-replays` is
@@ -23,7 +24,8 @@ pub struct ReplayOptions {
     pub limit: Option<u32>,
     /// Only the request with this `requestId` (or AMQP `message_id`).
     pub request_id: Option<String>,
-    /// Only requests with this `okta-dcr-error-code`.
+    /// Only requests with this `okta-dcr-error-code`. When it is `None`, requests whose code
+    /// is not retryable are skipped, because a replay would fail the same way.
     pub code: Option<String>,
     /// Only requests dead-lettered at least this long ago; a request without a readable
     /// `okta-dcr-dead-lettered-at` does not match.
@@ -55,6 +57,9 @@ pub struct ReplayReport {
     pub would_replay: usize,
     /// Requests that matched but were not replayed (`max_replays` reached).
     pub left: usize,
+    /// Requests that matched but were not replayed because their code is not retryable and
+    /// no `code` filter asked for it.
+    pub skipped: usize,
     /// Requests whose republish or acknowledgement failed; they stay in the dead-letter queue.
     pub failed: usize,
     /// Requests read that did not match the filters; they stay where they were.
@@ -63,7 +68,7 @@ pub struct ReplayReport {
     pub limit_reached: bool,
     /// Reason the replay stopped early after a broker failure, if it did.
     pub stopped: Option<String>,
-    /// `replayed`, `would replay`, `left` and `failed` lines, for stdout.
+    /// `replayed`, `would replay`, `left`, `skipped` and `failed` lines, for stdout.
     pub lines: Vec<String>,
     /// The closing count line.
     pub summary: String,
@@ -155,6 +160,11 @@ impl Run<'_> {
         let summary = Summary::of(message, self.now);
         if !self.matches(&summary) {
             self.report.not_matching += 1;
+            return Ok(());
+        }
+        if let Some(reason) = skip_reason(self.options, &summary) {
+            self.report.skipped += 1;
+            self.line("skipped", &summary, Some(&reason));
             return Ok(());
         }
         let replays = summary.replays.unwrap_or(0);
@@ -259,6 +269,22 @@ impl Run<'_> {
     }
 }
 
+/// Returns the reason to skip a matching request, or `None` to replay it. Without a `code`
+/// filter, a request whose code is not retryable is skipped. A request without a code
+/// (dead-lettered by the broker itself, such as by a delivery limit) is replayed.
+fn skip_reason(options: &ReplayOptions, summary: &Summary) -> Option<String> {
+    if options.code.is_some() {
+        return None;
+    }
+    let code = summary.code.as_deref()?;
+    if codes::is_retryable(code) {
+        return None;
+    }
+    Some(format!(
+        "not retryable, so a replay would fail again (pass --code {code} to replay it anyway)"
+    ))
+}
+
 fn summary_line(report: &ReplayReport, options: &ReplayOptions) -> String {
     let mut line = format!(
         "{} replayed, {} left, {} failed",
@@ -268,6 +294,12 @@ fn summary_line(report: &ReplayReport, options: &ReplayOptions) -> String {
         line.push_str(&format!(
             ", {} would replay (dry run: nothing changed)",
             report.would_replay
+        ));
+    }
+    if report.skipped > 0 {
+        line.push_str(&format!(
+            "; {} skipped because their code is not retryable (pass --code CODE to replay them)",
+            report.skipped
         ));
     }
     if report.not_matching > 0 {
@@ -283,4 +315,76 @@ fn summary_line(report: &ReplayReport, options: &ReplayOptions) -> String {
         line.push_str(&format!("; stopped early: {reason}"));
     }
     line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(code: Option<&str>) -> Summary {
+        Summary {
+            request_id: Some("r1".to_owned()),
+            credential_id: None,
+            operation: None,
+            code: code.map(str::to_owned),
+            reason: None,
+            attempts: None,
+            replays: None,
+            dead_lettered_at: None,
+            age: None,
+            age_seconds: None,
+        }
+    }
+
+    #[test]
+    fn default_skips_permanent_code() {
+        let reason = skip_reason(&ReplayOptions::default(), &summary(Some("invalid_json")));
+        let reason = reason.expect("invalid_json is skipped");
+        assert!(reason.contains("not retryable"), "{reason}");
+        assert!(reason.contains("--code invalid_json"), "{reason}");
+    }
+
+    #[test]
+    fn default_skips_unknown_code() {
+        let skipped = skip_reason(&ReplayOptions::default(), &summary(Some("no_such_code")));
+        assert!(skipped.is_some());
+    }
+
+    #[test]
+    fn default_replays_retryable_code() {
+        let skipped = skip_reason(
+            &ReplayOptions::default(),
+            &summary(Some("okta_unavailable")),
+        );
+        assert_eq!(skipped, None);
+    }
+
+    #[test]
+    fn default_replays_without_code() {
+        assert_eq!(skip_reason(&ReplayOptions::default(), &summary(None)), None);
+    }
+
+    #[test]
+    fn explicit_code_replays_permanent_code() {
+        let options = ReplayOptions {
+            code: Some("invalid_json".to_owned()),
+            ..ReplayOptions::default()
+        };
+        assert_eq!(skip_reason(&options, &summary(Some("invalid_json"))), None);
+    }
+
+    #[test]
+    fn summary_counts_skipped() {
+        let report = ReplayReport {
+            replayed: 2,
+            skipped: 3,
+            ..ReplayReport::default()
+        };
+        let line = summary_line(&report, &ReplayOptions::default());
+        assert_eq!(
+            line,
+            "2 replayed, 0 left, 0 failed; 3 skipped because their code is not retryable \
+             (pass --code CODE to replay them)"
+        );
+    }
 }

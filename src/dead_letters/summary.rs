@@ -16,6 +16,11 @@ use crate::settings::BrokerSettings;
 /// Maximum width of the reason in the table, in characters; NDJSON carries the whole reason.
 const REASON_WIDTH: usize = 48;
 
+/// Maximum width of the request id and credential id columns, in characters. It fits a UUID
+/// (36 characters) with a short prefix. Longer ids are shortened in the table only, so that one
+/// of them cannot push the other columns off the screen. NDJSON and `export` carry them whole.
+const ID_WIDTH: usize = 40;
+
 /// Options of `dead-letters list`.
 #[derive(Debug, Clone, Default)]
 pub struct ListOptions {
@@ -194,8 +199,8 @@ fn row(summary: &Summary) -> Vec<String> {
     let text = |value: &Option<String>| value.clone().unwrap_or_else(|| "-".to_owned());
     let number = |value: Option<i64>| value.map_or_else(|| "-".to_owned(), |n| n.to_string());
     vec![
-        summary.request_id_or_dash().to_owned(),
-        text(&summary.credential_id),
+        shorten(summary.request_id_or_dash(), ID_WIDTH),
+        shorten(summary.credential_id.as_deref().unwrap_or("-"), ID_WIDTH),
         text(&summary.operation),
         summary.code_or_dash().to_owned(),
         shorten(summary.reason.as_deref().unwrap_or("-"), REASON_WIDTH),
@@ -242,6 +247,7 @@ mod tests {
     use super::*;
     use lapin::types::{AMQPValue, FieldTable, LongString};
     use lapin::BasicProperties;
+    use serde_json::json;
     use time::macros::datetime;
 
     fn message(body: &str, headers: &[(&str, AMQPValue)]) -> DeadLetter {
@@ -310,6 +316,43 @@ mod tests {
         let shortened = format!("{}…", "x".repeat(REASON_WIDTH - 1));
         assert!(lines[1].contains(&shortened), "{}", lines[1]);
         assert!(!lines[1].contains(&long), "{}", lines[1]);
+    }
+
+    #[test]
+    fn table_shortens_long_ids() {
+        let request_id = "r".repeat(300);
+        let credential_id = "c".repeat(300);
+        let body = json!({ "requestId": request_id, "id": credential_id }).to_string();
+        let entries = [Summary::of(&message(&body, &[]), NOW)];
+        let lines = table(&entries);
+
+        let shortened_request_id = format!("{}…", "r".repeat(ID_WIDTH - 1));
+        let shortened_credential_id = format!("{}…", "c".repeat(ID_WIDTH - 1));
+        assert!(lines[1].starts_with(&shortened_request_id), "{}", lines[1]);
+        assert!(lines[1].contains(&shortened_credential_id), "{}", lines[1]);
+        assert!(!lines[1].contains(&request_id), "{}", lines[1]);
+        // The header's next column starts right after the capped request id column.
+        assert_eq!(
+            lines[0].find("CREDENTIAL"),
+            Some(ID_WIDTH + 2),
+            "{}",
+            lines[0]
+        );
+        assert_eq!(
+            lines[1].chars().position(|c| c == 'c'),
+            Some(ID_WIDTH + 2),
+            "{}",
+            lines[1]
+        );
+    }
+
+    #[test]
+    fn json_line_keeps_long_request_id() {
+        let request_id = "r".repeat(300);
+        let body = json!({ "requestId": request_id }).to_string();
+        let line = json_line(&Summary::of(&message(&body, &[]), NOW));
+        let parsed: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(parsed["requestId"], request_id.as_str());
     }
 
     #[test]

@@ -1119,6 +1119,39 @@ async fn control_api_end_to_end() {
     assert_eq!(allowed.status(), StatusCode::OK);
 }
 
+/// The README's control API table has a row for each route below and no other, and each route
+/// is served (answers neither 404 nor 405).
+#[tokio::test]
+async fn readme_lists_control_routes() {
+    let readme = include_str!("../../README.md");
+    let routes = [
+        (Method::GET, "/sim/v1/clients"),
+        (Method::POST, "/sim/v1/faults"),
+        (Method::GET, "/sim/v1/faults"),
+        (Method::DELETE, "/sim/v1/faults"),
+        (Method::GET, "/sim/v1/requests"),
+        (Method::POST, "/sim/v1/token"),
+        (Method::POST, "/sim/v1/tokens/revoke"),
+    ];
+    let sim = default_sim().await;
+    for (method, path) in &routes {
+        let row = format!("| `{method} {path}` |");
+        assert!(readme.contains(&row), "README has no row {row}");
+        let response = call(&sim, method.clone(), path).send().await.expect("send");
+        let status = response.status();
+        assert_ne!(status, StatusCode::NOT_FOUND, "{method} {path}");
+        assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+    }
+    let listed = readme.matches("| `GET /sim/v1/").count()
+        + readme.matches("| `POST /sim/v1/").count()
+        + readme.matches("| `DELETE /sim/v1/").count();
+    assert_eq!(
+        listed,
+        routes.len(),
+        "README lists routes the test does not know"
+    );
+}
+
 #[tokio::test]
 async fn control_requires_token() {
     let sim = default_sim().await;

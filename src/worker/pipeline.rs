@@ -127,13 +127,8 @@ impl Pipeline {
             Ok(request) => request,
             Err(error) => {
                 info!(code = codes::INVALID_REQUEST, reason = %error, "Rejecting an invalid request.");
-                return self
-                    .publish_result(
-                        delivery,
-                        None,
-                        &ResultMessage::rejected(envelope, &error, prior + 1),
-                    )
-                    .await;
+                let result = ResultMessage::rejected(envelope, &error, prior + 1);
+                return self.publish_result(delivery, result.job(), &result).await;
             }
         };
         tracing::Span::current().record("operation", request.job.as_str());

@@ -28,9 +28,11 @@ use crate::worker::supervisor::WorkerError;
 /// Maximum wait for the broker to take an ack or nack.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// First and longest wait between probes while Okta rejects the worker's credential.
+/// First and longest wait between probes while Okta rejects the worker's credential. The
+/// maximum bounds how long a fixed credential goes unnoticed. Each probe is one
+/// `GET /oauth2/v1/clients?limit=1`, so a long rejection costs 4 calls a minute in that bucket.
 const CREDENTIAL_PROBE_MIN: Duration = Duration::from_secs(1);
-const CREDENTIAL_PROBE_MAX: Duration = Duration::from_secs(60);
+const CREDENTIAL_PROBE_MAX: Duration = Duration::from_secs(15);
 
 /// The tasks and per-credential queue the consumer loop shares with the supervisor across
 /// broker sessions.
@@ -178,13 +180,18 @@ async fn wait_for_credential(pipeline: &Pipeline) {
             Ok(()) => break,
             Err(error) if error.class() != ErrorClass::Systemic => break,
             Err(error) => {
+                wait = next_probe_wait(wait);
                 debug!(code = error.code(), next_probe = ?wait, "Okta still rejects the credential.");
-                wait = (wait * 2).min(CREDENTIAL_PROBE_MAX);
             }
         }
     }
     pipeline.readiness.set_credential_rejected(false);
     info!("Okta accepts the worker's credential again; resuming.");
+}
+
+/// Doubles the wait between credential probes, up to `CREDENTIAL_PROBE_MAX`.
+fn next_probe_wait(wait: Duration) -> Duration {
+    (wait * 2).min(CREDENTIAL_PROBE_MAX)
 }
 
 fn spawn_delivery(
@@ -283,5 +290,20 @@ pub async fn drain(tasks: &mut JoinSet<()>, timeout: Duration) {
             "Drain timeout reached; unfinished requests stay unacked and will be redelivered."
         );
         tasks.abort_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_wait_doubles_to_fifteen_seconds() {
+        let mut waits = vec![CREDENTIAL_PROBE_MIN];
+        for _ in 0..6 {
+            waits.push(next_probe_wait(*waits.last().unwrap()));
+        }
+        let seconds: Vec<u64> = waits.iter().map(Duration::as_secs).collect();
+        assert_eq!(seconds, [1, 2, 4, 8, 15, 15, 15]);
     }
 }
