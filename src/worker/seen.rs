@@ -1,6 +1,8 @@
 //! A bounded memory of the request ids this process has already taken up.
 
+use std::collections::hash_map::RandomState;
 use std::collections::{HashSet, VecDeque};
+use std::hash::BuildHasher;
 use std::sync::Mutex;
 
 /// Request ids seen by this process, the oldest forgotten first once `capacity` is reached.
@@ -8,15 +10,20 @@ use std::sync::Mutex;
 /// A provision whose id is in here may have created its Okta client already (for example when
 /// the result publish failed and the request came back), so the worker looks the client up
 /// before creating one.
+///
+/// Each id is kept as a 64-bit fingerprint, and the memory is allocated in full at start, so
+/// that it stays the same size however many requests pass. Two ids with the same fingerprint
+/// (less than one chance in a billion among 100,000 ids) only make the worker look a client up before
+/// creating it, which is always safe.
 pub struct SeenRequests {
     capacity: usize,
+    hasher: RandomState,
     inner: Mutex<Inner>,
 }
 
-#[derive(Default)]
 struct Inner {
-    ids: HashSet<String>,
-    order: VecDeque<String>,
+    fingerprints: HashSet<u64>,
+    order: VecDeque<u64>,
 }
 
 impl SeenRequests {
@@ -24,26 +31,31 @@ impl SeenRequests {
     pub fn new(capacity: usize) -> Self {
         Self {
             capacity,
-            inner: Mutex::new(Inner::default()),
+            hasher: RandomState::new(),
+            inner: Mutex::new(Inner {
+                fingerprints: HashSet::with_capacity(capacity),
+                order: VecDeque::with_capacity(capacity),
+            }),
         }
     }
 
     /// Records `request_id` and reports whether it had been seen before.
     pub fn insert(&self, request_id: &str) -> bool {
+        let fingerprint = self.hasher.hash_one(request_id);
         let mut inner = match self.inner.lock() {
             Ok(inner) => inner,
             Err(poisoned) => poisoned.into_inner(),
         };
-        if inner.ids.contains(request_id) {
+        if inner.fingerprints.contains(&fingerprint) {
             return true;
         }
         if inner.order.len() >= self.capacity {
             if let Some(oldest) = inner.order.pop_front() {
-                inner.ids.remove(&oldest);
+                inner.fingerprints.remove(&oldest);
             }
         }
-        inner.ids.insert(request_id.to_owned());
-        inner.order.push_back(request_id.to_owned());
+        inner.fingerprints.insert(fingerprint);
+        inner.order.push_back(fingerprint);
         false
     }
 }
