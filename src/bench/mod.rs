@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt;
 use lapin::options::{BasicConsumeOptions, BasicQosOptions, QueueDeclareOptions};
@@ -150,6 +150,20 @@ struct RunReport {
     dead_letters: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     okta: Option<OktaFigures>,
+    /// Results per clock minute. okta-sim counts its rate limits per clock minute, so this
+    /// shows how the worker spent each window.
+    results_per_minute: Vec<MinuteCount>,
+    /// Results per second over the clock minutes the run covered whole, when there was one.
+    sustained_per_second: Option<f64>,
+}
+
+#[derive(Debug, Serialize)]
+struct MinuteCount {
+    /// Start of the minute, in seconds since the Unix epoch.
+    minute: u64,
+    results: usize,
+    /// Whether the run covered the whole minute.
+    whole: bool,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -769,6 +783,14 @@ fn report(
         .unwrap_or(window_start);
     let seconds = last.saturating_duration_since(window_start).as_secs_f64();
     let answered = timeline.successes + timeline.errors;
+    let results_per_minute = per_minute(timeline, window_start, last);
+    let whole: Vec<_> = results_per_minute
+        .iter()
+        .filter(|minute| minute.whole)
+        .collect();
+    let sustained_per_second = (!whole.is_empty()).then(|| {
+        whole.iter().map(|minute| minute.results).sum::<usize>() as f64 / (60 * whole.len()) as f64
+    });
     RunReport {
         run: kind,
         requests: timeline.answered.len(),
@@ -791,7 +813,37 @@ fn report(
         duplicate_results: timeline.duplicates,
         dead_letters,
         okta,
+        results_per_minute,
+        sustained_per_second,
     }
+}
+
+/// Counts the results per clock minute between `start` and `last`.
+fn per_minute(timeline: &Timeline, start: Instant, last: Instant) -> Vec<MinuteCount> {
+    let (now, clock) = (Instant::now(), SystemTime::now());
+    let epoch_secs = |instant: Instant| {
+        (clock - now.saturating_duration_since(instant))
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_secs())
+    };
+    let (first_minute, last_minute) = (epoch_secs(start) / 60, epoch_secs(last) / 60);
+    let mut counts = vec![0; (last_minute - first_minute + 1) as usize];
+    for arrived in timeline.answered.iter().flatten() {
+        let minute = (epoch_secs(*arrived) / 60).clamp(first_minute, last_minute);
+        counts[(minute - first_minute) as usize] += 1;
+    }
+    counts
+        .into_iter()
+        .enumerate()
+        .map(|(offset, results)| {
+            let minute = first_minute + offset as u64;
+            MinuteCount {
+                minute: minute * 60,
+                results,
+                whole: minute > first_minute && minute < last_minute,
+            }
+        })
+        .collect()
 }
 
 fn join(steps: &[u32]) -> String {
@@ -1003,6 +1055,18 @@ fn print_report(report: &Report) {
             run.duplicate_results,
             run.dead_letters
         );
+        if let Some(sustained) = run.sustained_per_second {
+            let counts: Vec<String> = run
+                .results_per_minute
+                .iter()
+                .map(|minute| format!("{}{}", minute.results, if minute.whole { "" } else { "*" }))
+                .collect();
+            println!(
+                "{} results per clock minute (* = partial): {}; sustained over whole minutes: {sustained:.2}/s",
+                run.run.as_str(),
+                counts.join(" ")
+            );
+        }
         if let Some(okta) = &run.okta {
             let share = if okta.calls > 0 {
                 okta.rate_limited as f64 * 100.0 / okta.calls as f64
