@@ -86,6 +86,9 @@ enum Command {
         /// Requests processed at once and the consumer prefetch.
         #[arg(long, default_value_t = 16)]
         concurrency: u16,
+        /// Time to wait per request in place of the Okta call, in milliseconds.
+        #[arg(long, default_value_t = 0)]
+        latency_ms: u64,
     },
 }
 
@@ -152,7 +155,10 @@ async fn run_command(command: Command) -> ExitCode {
             Err(error) => setting_failed(error),
         },
         Command::Bench(args) => crate::bench::run(args).await,
-        Command::BenchBaseline { concurrency } => run_baseline(concurrency.max(1)).await,
+        Command::BenchBaseline {
+            concurrency,
+            latency_ms,
+        } => run_baseline(concurrency.max(1), Duration::from_millis(latency_ms)).await,
     }
 }
 
@@ -178,12 +184,12 @@ async fn run_worker(concurrency: Option<u16>) -> ExitCode {
     }
 }
 
-async fn run_baseline(concurrency: u16) -> ExitCode {
+async fn run_baseline(concurrency: u16, latency: Duration) -> ExitCode {
     let settings = match BrokerSettings::from_env() {
         Ok(settings) => settings,
         Err(error) => return setting_failed(error),
     };
-    match crate::bench::serve_baseline(&settings, concurrency, shutdown_signal()).await {
+    match crate::bench::serve_baseline(&settings, concurrency, latency, shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("okta-dcr-worker bench-baseline: {error}");

@@ -1,7 +1,7 @@
 //! The baseline consumer: the worker's broker path without Okta. It consumes requests with
-//! the worker's prefetch, publishes a result for each with confirm and `mandatory`, and acks
-//! the request, so that the benchmark can report the worker's throughput as a share of what
-//! the broker allows on this machine.
+//! the worker's prefetch, waits okta-sim's latency in place of the Okta call, publishes a
+//! result for each with confirm and `mandatory`, and acks the request. The benchmark reports
+//! the worker's throughput as a share of this ceiling.
 
 use futures_util::StreamExt;
 use lapin::message::Delivery;
@@ -16,6 +16,7 @@ use crate::settings::BrokerSettings;
 pub async fn serve(
     settings: &BrokerSettings,
     concurrency: u16,
+    latency: std::time::Duration,
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<(), String> {
     let topology = &settings.topology;
@@ -52,6 +53,9 @@ pub async fn serve(
                     let exchange = topology.result_exchange.clone();
                     let failed_tx = failed_tx.clone();
                     tokio::spawn(async move {
+                        if !latency.is_zero() {
+                            tokio::time::sleep(latency).await;
+                        }
                         if let Err(error) = answer(&publisher, &exchange, delivery).await {
                             let _ = failed_tx.try_send(error);
                         }

@@ -35,6 +35,24 @@ fn parse_status(status: &str) -> Option<Rss> {
     })
 }
 
+/// CPU time process `pid` has used so far, user and system, or `None` where `/proc` is not
+/// available or the process has exited.
+pub fn cpu_time_of(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_cpu_time(&stat)
+}
+
+/// Reads `utime` and `stime`, the 14th and 15th fields of `/proc/<pid>/stat`, counted in
+/// USER_HZ ticks, which is 100 per second on Linux.
+fn parse_cpu_time(stat: &str) -> Option<Duration> {
+    // The command name, field 2, is in parentheses and may contain spaces.
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let mut fields = after_name.split_whitespace().skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    Some(Duration::from_millis((user + system) * 10))
+}
+
 /// The `quantile` (0 to 1) of `sorted`, by the nearest-rank method; `None` when empty.
 pub fn percentile(sorted: &[Duration], quantile: f64) -> Option<Duration> {
     if sorted.is_empty() {
@@ -66,6 +84,13 @@ mod tests {
     fn own_process_has_resident_memory() {
         let rss = rss_of(std::process::id()).expect("/proc is readable on Linux");
         assert!(rss.current_kib > 0 && rss.peak_kib >= rss.current_kib);
+    }
+
+    #[test]
+    fn stat_line_gives_user_and_system_time() {
+        let stat = "4242 (okta dcr) S 1 4242 4242 0 -1 4194304 900 0 0 0 250 30 0 0 20 0 6 0";
+        assert_eq!(parse_cpu_time(stat), Some(Duration::from_millis(2800)));
+        assert_eq!(parse_cpu_time("4242 (x) S 1"), None);
     }
 
     #[test]

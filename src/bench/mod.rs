@@ -15,8 +15,9 @@
 //!   answered 429, and the calls per request.
 //!
 //! The baseline run starts `bench-baseline` processes instead of workers: they consume with
-//! the same prefetch, publish a result with confirm and `mandatory` for each request, and ack
-//! it. The worker's throughput is reported as a share of the baseline's.
+//! the same prefetch, wait `--latency-ms` in place of the Okta call, publish a result with
+//! confirm and `mandatory` for each request, and ack it. The worker's throughput is reported
+//! as a share of the baseline's.
 
 mod baseline;
 mod measure;
@@ -43,7 +44,7 @@ use crate::settings::{QueueType, Topology, DEFAULT_AMQP_URL};
 use crate::sim::{self, SimConfig, SimHandle};
 
 pub use baseline::serve as serve_baseline;
-use measure::{percentile, rss_of};
+use measure::{cpu_time_of, percentile, rss_of};
 use vhost::BenchVhost;
 
 /// Publishes awaiting their confirm at once.
@@ -141,6 +142,10 @@ struct RunReport {
     latency_ms: Latency,
     /// Highest peak resident memory of the run's processes.
     peak_rss_kib: u64,
+    /// CPU time the run's processes used, in all, from their start to the last result.
+    cpu_seconds: f64,
+    /// CPU time per request, in milliseconds.
+    cpu_ms_per_request: f64,
     /// Resident memory (highest across processes) when 10, 25, 50, 75, 90 and 100% of the
     /// results had arrived.
     rss_while_draining_kib: Vec<(u8, u64)>,
@@ -580,7 +585,8 @@ impl Run<'_> {
             RunKind::Baseline => {
                 command
                     .arg("bench-baseline")
-                    .args(["--concurrency", &self.args.concurrency.to_string()]);
+                    .args(["--concurrency", &self.args.concurrency.to_string()])
+                    .args(["--latency-ms", &self.args.latency_ms.to_string()]);
             }
             RunKind::Worker => {
                 command
@@ -807,6 +813,9 @@ fn report(
             max: millis(1.0),
         },
         peak_rss_kib: memory.peak_kib,
+        cpu_seconds: memory.cpu.as_secs_f64(),
+        cpu_ms_per_request: memory.cpu.as_secs_f64() * 1000.0
+            / timeline.answered.len().max(1) as f64,
         rss_while_draining_kib: memory.while_draining,
         successes: timeline.successes,
         errors: timeline.errors,
@@ -924,6 +933,8 @@ impl Drop for Processes {
 #[derive(Debug, Default)]
 struct Memory {
     peak_kib: u64,
+    /// CPU time of the processes when the sampler stopped.
+    cpu: Duration,
     while_draining: Vec<(u8, u64)>,
 }
 
@@ -979,6 +990,7 @@ impl Sampler {
         drop(pids);
         let mut memory = task.await.unwrap_or_default();
         let readings: Vec<_> = final_pids.iter().filter_map(|pid| rss_of(*pid)).collect();
+        memory.cpu = final_pids.iter().filter_map(|pid| cpu_time_of(*pid)).sum();
         if let Some(peak) = readings.iter().map(|rss| rss.peak_kib).max() {
             memory.peak_kib = memory.peak_kib.max(peak);
         }
@@ -1046,6 +1058,12 @@ fn print_report(report: &Report) {
             "{} RSS while draining (MiB at % of results): {}",
             run.run.as_str(),
             profile.join(" ")
+        );
+        println!(
+            "{} CPU: {:.2} s in all, {:.3} ms per request",
+            run.run.as_str(),
+            run.cpu_seconds,
+            run.cpu_ms_per_request
         );
         println!(
             "{} outcome: {} success, {} error, {} duplicate result(s), {} dead letter(s)",
