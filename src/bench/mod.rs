@@ -1,10 +1,10 @@
 //! `bench`: measures the worker on this machine's RabbitMQ against an embedded okta-sim, next
 //! to a baseline that takes the same broker path without any Okta call.
 //!
-//! Each run declares a topology of its own in a fresh virtual host (created and deleted with
-//! `rabbitmqctl`, or an existing one named with `--vhost`), publishes `--requests` provision
-//! requests with publisher confirms, runs `--workers` processes of this binary, and waits for
-//! one result per request. It reports:
+//! Each run declares a topology of its own in a fresh virtual host, which `rabbitmqctl`
+//! creates and deletes (`--vhost` names an existing one instead). The run publishes
+//! `--requests` provision requests with publisher confirms, starts `--workers` processes of
+//! this binary, and waits for one result per request. It reports:
 //!
 //! - throughput: requests answered per second, from the moment the first request is published
 //!   and every consumer is attached, to the last result;
@@ -87,7 +87,7 @@ pub struct BenchArgs {
     /// Publish at this many requests per second instead of as fast as confirms allow.
     #[arg(long)]
     pub publish_rate: Option<f64>,
-    /// Which runs to measure.
+    /// Runs to measure.
     #[arg(long, value_enum, default_value_t = Mode::Both)]
     pub mode: Mode,
     /// Request queue type.
@@ -105,7 +105,7 @@ pub struct BenchArgs {
     pub json: bool,
 }
 
-/// Which runs `bench` measures.
+/// The runs `bench` measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Mode {
     /// The baseline, then the worker.
@@ -132,7 +132,7 @@ impl RunKind {
     }
 }
 
-/// What one run measured.
+/// Figures of one run.
 #[derive(Debug, Serialize)]
 struct RunReport {
     run: RunKind,
@@ -677,8 +677,8 @@ impl Run<'_> {
         deleted
     }
 
-    /// Okta calls okta-sim served so far, without the worker's start-up credential checks,
-    /// and how many of them were answered 429.
+    /// Returns the Okta calls okta-sim served so far, without the worker's start-up credential
+    /// checks, and how many of them got 429.
     fn okta_calls(&self) -> (usize, usize) {
         let calls: Vec<_> = self
             .simulator
@@ -716,7 +716,7 @@ fn provision_request(kind: RunKind, index: usize) -> Value {
     })
 }
 
-/// Reads results until `expected` distinct requests are answered.
+/// Reads results until `expected` distinct requests have one.
 async fn collect(
     mut results: Consumer,
     expected: usize,
