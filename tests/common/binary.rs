@@ -435,8 +435,24 @@ impl BinaryFixture {
         taken
     }
 
-    /// Reads results and dead letters into `outcomes` until `done` holds, or fails after
-    /// `within` naming `waiting_for`.
+    /// Moves one result, or else one dead letter, into `outcomes`, and returns whether one was
+    /// waiting.
+    async fn take_outcome(&self, outcomes: &mut Outcomes) -> bool {
+        if let Some(result) = self.take_result().await {
+            outcomes.results.push(result);
+            return true;
+        }
+        match self.take_dead_letter().await {
+            Some(dead_letter) => {
+                outcomes.dead_letters.push(dead_letter);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Reads results and dead letters into `outcomes`, one at a time, until `done` holds, or
+    /// fails after `within` naming `waiting_for`.
     pub async fn collect_until(
         &self,
         outcomes: &mut Outcomes,
@@ -453,7 +469,7 @@ impl BinaryFixture {
                 outcomes.results.len(),
                 outcomes.dead_letters.len()
             );
-            if self.drain_outcomes(outcomes).await == 0 {
+            if !self.take_outcome(outcomes).await {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }

@@ -1,6 +1,8 @@
 //! proptest strategies for request messages: arbitrary bytes, arbitrary JSON, and JSON shaped
 //! like a request whose fields take plausible, wrong or arbitrary values.
 
+#![allow(dead_code)]
+
 use proptest::collection::{btree_map, vec};
 use proptest::prelude::*;
 use serde_json::{Map, Value};
@@ -32,7 +34,7 @@ const REQUEST_KEYS: [&str; 12] = [
 
 /// Returns a message with any body: arbitrary bytes, arbitrary JSON or a request-shaped JSON
 /// object, sometimes cut short, with a content type and message id that may be absent or
-/// wrong. Bodies stay under 8 KiB.
+/// wrong.
 pub fn message() -> impl Strategy<Value = FuzzMessage> {
     let body = prop_oneof![
         2 => vec(any::<u8>(), 0..512),
