@@ -1,280 +1,111 @@
-//! The real binary, killed with SIGKILL while provisions are in flight, must leave exactly one
-//! Okta client per credential and hand out each credential's current secret last.
+//! The real binary, killed with SIGKILL five times while 1,000 provisions are in flight and
+//! restarted after each kill, must publish a result for every request, leave exactly one Okta client per
+//! credential, deliver each credential's current secret last, and log no secret.
 
 mod common;
 
-use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
-use lapin::options::{BasicAckOptions, BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions};
-use okta_dcr_worker::broker::{self, topology};
-use okta_dcr_worker::contract::{Level, ResultMessage};
-use okta_dcr_worker::settings::Settings;
-use okta_dcr_worker::sim::{self, SimConfig};
+use common::binary::{BinaryFixture, REUSED};
+use common::end_state::{self, Outcomes};
+use okta_dcr_worker::sim::SimHandle;
+use tokio::time::Instant;
 
-const REQUESTS: usize = 200;
-const KILLS: usize = 3;
-const MAX_KILLS: usize = 8;
-
-/// Starts the worker binary with the test's settings; its log goes to `log_path`.
-fn spawn_worker(settings: &Settings, log_path: &std::path::Path) -> Child {
-    let topology = &settings.broker.topology;
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log_path)
-        .unwrap();
-    let token = match &settings.okta.credential {
-        okta_dcr_worker::settings::OktaCredential::ApiToken(token) => token.expose().to_owned(),
-        other => panic!("unexpected credential {other:?}"),
-    };
-    Command::new(env!("CARGO_BIN_EXE_okta-dcr-worker"))
-        .arg("run")
-        .env("AMQP_URL", settings.broker.amqp_url.expose())
-        .env("OKTA_ORG_URL", settings.okta.org_url.as_str())
-        .env("OKTA_API_TOKEN", token)
-        .env("OKTA_DCR_CONCURRENCY", "16")
-        .env("OKTA_DCR_RETRY_BUDGET_SECS", "60")
-        .env("OKTA_DCR_REQUEST_EXCHANGE", &topology.request_exchange)
-        .env("OKTA_DCR_REQUEST_QUEUE", &topology.request_queue)
-        .env("OKTA_DCR_RESULT_EXCHANGE", &topology.result_exchange)
-        .env(
-            "OKTA_DCR_RESULT_QUEUE",
-            topology.result_queue.as_deref().unwrap(),
-        )
-        .env(
-            "OKTA_DCR_DEAD_LETTER_EXCHANGE",
-            &topology.dead_letter_exchange,
-        )
-        .env("OKTA_DCR_DEAD_LETTER_QUEUE", &topology.dead_letter_queue)
-        // The same delay queues as the test's settings, so that deleting its topology removes them.
-        .env("OKTA_DCR_DELAY_STEPS_SECS", delay_steps(topology))
-        .env("OKTA_DCR_ADMIN_ADDR", "")
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .expect("the worker binary starts")
-}
+const REQUESTS: usize = 1000;
+const KILLS: usize = 5;
+/// Requests one worker processes at once (also its prefetch), so also the maximum number of
+/// deliveries one kill can leave unacked.
+const CONCURRENCY: usize = 16;
+/// How long all requests may take, kills and restarts included.
+const ALL_ANSWERED_WITHIN: Duration = Duration::from_secs(240);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigkilled_worker_leaves_one_client_per_credential() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let config = SimConfig {
-        latency: Duration::from_millis(200),
-        ..SimConfig::default()
-    };
-    let simulator = sim::start(listener, config).await.unwrap();
-    let settings = common::test_settings(&simulator);
-    let names = settings.broker.topology.clone();
-    let connection = broker::connect(&settings.broker.amqp_url, "test")
-        .await
-        .unwrap();
-    topology::declare_topology(&connection, &names)
-        .await
-        .unwrap();
-    let channel = connection.create_channel().await.unwrap();
-    channel
-        .confirm_select(ConfirmSelectOptions::default())
-        .await
-        .unwrap();
-
+async fn sigkilled_worker_loses_nothing() {
+    // 200 ms per Okta call keeps many registrations in flight at each kill, some already
+    // carried out by okta-sim but without a response yet.
+    let mut fixture = BinaryFixture::start(Duration::from_millis(200)).await;
+    let mut request_ids = BTreeSet::new();
     for index in 0..REQUESTS {
-        let request = common::provision(&format!("r-kill-{index}"), &format!("cred-kill-{index}"));
-        channel
-            .basic_publish(
-                names.request_exchange.as_str().into(),
-                "".into(),
-                BasicPublishOptions::default(),
-                request.to_string().as_bytes(),
-                lapin::BasicProperties::default().with_delivery_mode(2),
-            )
-            .await
-            .unwrap()
-            .await
-            .unwrap();
+        let request_id = format!("r-kill-{index}");
+        let request = common::provision(&request_id, &format!("cred-kill-{index}"));
+        fixture.publish(&request).await;
+        request_ids.insert(request_id);
     }
 
-    let log_path = std::env::temp_dir().join(format!("{}.log", names.request_queue));
-    let mut worker = spawn_worker(&settings, &log_path);
-    // At least KILLS kills; more (up to MAX_KILLS) while none has yet landed between a
-    // registration and its ack, which a busy machine can make unlucky.
-    let mut kills = 0;
-    while kills < KILLS || (kills < MAX_KILLS && !log_mentions_reuse(&log_path)) {
-        wait_for_registrations(&simulator, 20).await;
-        worker.kill().unwrap();
-        worker.wait().unwrap();
-        worker = spawn_worker(&settings, &log_path);
-        kills += 1;
+    let concurrency = CONCURRENCY.to_string();
+    let env = [
+        ("OKTA_DCR_CONCURRENCY", concurrency.as_str()),
+        ("OKTA_DCR_OKTA_CONCURRENCY", concurrency.as_str()),
+    ];
+    let worker = fixture.spawn(&env);
+    for kill in 1..=KILLS {
+        wait_for_registrations(&fixture.simulator, kill * REQUESTS / (KILLS + 1)).await;
+        fixture.kill(worker);
+        fixture.respawn(worker, &env);
     }
 
-    let result_queue = names.result_queue.as_deref().unwrap();
-    let mut results = Collected::default();
-    loop {
-        collect_results(&channel, result_queue, &mut results).await;
-        worker.kill().unwrap();
-        worker.wait().unwrap();
-        // A request whose result was published but not yet acked is back in the queue now,
-        // and would publish a newer result: let a worker finish it before comparing secrets.
-        if queue_ready(&connection, &names.request_queue).await == 0 {
-            break;
-        }
-        worker = spawn_worker(&settings, &log_path);
-    }
-    drain_results(&channel, result_queue, &mut results).await;
+    let mut outcomes = Outcomes::default();
+    fixture
+        .collect_until(
+            &mut outcomes,
+            ALL_ANSWERED_WITHIN,
+            "every request answered",
+            |outcomes| outcomes.answered(&request_ids) == REQUESTS,
+        )
+        .await;
+    stop_when_queue_empty(&mut fixture, worker, &env).await;
+    fixture.drain_outcomes(&mut outcomes).await;
+
+    end_state::assert_every_request_answered(&outcomes, &request_ids, KILLS * CONCURRENCY);
+    end_state::assert_all_success(&outcomes);
+    end_state::assert_no_dead_letters(&outcomes);
+    end_state::assert_one_client_per_credential(&fixture.simulator, &outcomes);
+    end_state::assert_last_results_carry_current_secrets(&fixture.simulator, &outcomes);
+    end_state::assert_logs_clean(&fixture.simulator, &fixture.logs());
     assert!(
-        log_mentions_reuse(&log_path),
+        fixture.log_count(REUSED) > 0,
         "no kill landed between a registration and its ack"
     );
-    assert!(results.total >= REQUESTS);
-
-    let clients = simulator.clients();
-    assert_eq!(clients.len(), REQUESTS, "one Okta client per credential");
-    let mut by_name: HashMap<&str, usize> = HashMap::new();
-    for client in &clients {
-        *by_name
-            .entry(client.metadata.client_name.as_str())
-            .or_default() += 1;
-    }
-    assert!(
-        by_name.values().all(|count| *count == 1),
-        "duplicate client names"
-    );
-
-    let current: HashMap<&str, &str> = clients
-        .iter()
-        .map(|client| {
-            let secret = client.client_secret.as_ref().unwrap().expose();
-            (client.client_id.as_str(), secret)
-        })
-        .collect();
-    for (request_id, last) in &results.last_by_request {
-        let data = last.data.as_ref().unwrap();
-        let secret = data.client_secret.as_ref().unwrap().expose();
-        assert_eq!(
-            current.get(data.client_id.as_str()).copied(),
-            Some(secret),
-            "{request_id}: the last result must carry the current secret"
-        );
-    }
-
-    let log = std::fs::read_to_string(&log_path).unwrap();
-    assert!(
-        !log.contains(simulator.api_token().expose()),
-        "API token in the log"
-    );
-    for secret in current.values() {
-        assert!(!log.contains(secret), "a client secret in the log");
-    }
-
-    std::fs::remove_file(&log_path).unwrap();
-    topology::delete_topology(&connection, &names)
-        .await
-        .unwrap();
-    simulator.shutdown().await;
+    fixture.finish().await;
 }
 
-/// Waits until okta-sim received `count` more registrations, so that a kill lands while
-/// calls are in flight, some of them already carried out by okta-sim but not yet answered.
-async fn wait_for_registrations(simulator: &sim::SimHandle, count: usize) {
-    let registrations = |simulator: &sim::SimHandle| {
+/// Stops the worker with SIGTERM, which lets requests in flight finish. A request whose
+/// result was published but not acked before a kill is back in the queue and publishes a
+/// newer result, so the worker is restarted until the queue is empty, at most three times.
+async fn stop_when_queue_empty(fixture: &mut BinaryFixture, worker: usize, env: &[(&str, &str)]) {
+    for _ in 0..3 {
+        let (status, _) = fixture.terminate(worker, Duration::from_secs(40)).await;
+        assert!(status.success(), "the worker exited with {status}");
+        let ready = fixture.request_queue_state().await.map(|(ready, _)| ready);
+        if ready == Some(0) {
+            return;
+        }
+        fixture.respawn(worker, env);
+        fixture.wait_until_idle().await;
+    }
+    panic!("requests were still queued after three restarts");
+}
+
+/// Waits until okta-sim has received `count` registrations, plus a moment, so that a kill
+/// lands while calls are in flight.
+async fn wait_for_registrations(simulator: &SimHandle, count: usize) {
+    let registrations = |simulator: &SimHandle| {
         simulator
             .requests()
             .iter()
             .filter(|request| request.method == "POST" && request.path == "/oauth2/v1/clients")
             .count()
     };
-    let target = registrations(simulator) + count;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while registrations(simulator) < target {
+    let within = Duration::from_secs(60);
+    let deadline = Instant::now() + within;
+    while registrations(simulator) < count {
         assert!(
-            tokio::time::Instant::now() < deadline,
-            "the worker makes no progress"
+            Instant::now() < deadline,
+            "okta-sim received {} of {count} registrations within {within:?}",
+            registrations(simulator)
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     tokio::time::sleep(Duration::from_millis(120)).await;
-}
-
-#[derive(Default)]
-struct Collected {
-    last_by_request: HashMap<String, ResultMessage>,
-    total: usize,
-}
-
-/// Reads results until every request has a Success, or fails after two minutes.
-async fn collect_results(channel: &lapin::Channel, queue: &str, collected: &mut Collected) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    while collected.last_by_request.len() < REQUESTS {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "only {} of {REQUESTS} requests answered",
-            collected.last_by_request.len()
-        );
-        if !take_result(channel, queue, collected).await {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-/// Reads the results still waiting in the queue.
-async fn drain_results(channel: &lapin::Channel, queue: &str, collected: &mut Collected) {
-    while take_result(channel, queue, collected).await {}
-}
-
-async fn take_result(channel: &lapin::Channel, queue: &str, collected: &mut Collected) -> bool {
-    let message = channel
-        .basic_get(queue.into(), BasicGetOptions::default())
-        .await
-        .unwrap();
-    let Some(message) = message else {
-        return false;
-    };
-    message
-        .delivery
-        .ack(BasicAckOptions::default())
-        .await
-        .unwrap();
-    let result: ResultMessage = serde_json::from_slice(&message.delivery.data).unwrap();
-    assert_eq!(
-        result.status.level,
-        Level::Success,
-        "{}",
-        result.status.reason
-    );
-    collected.total += 1;
-    collected
-        .last_by_request
-        .insert(result.request_id.clone(), result);
-    true
-}
-
-async fn queue_ready(connection: &lapin::Connection, queue: &str) -> u32 {
-    let probe = connection.create_channel().await.unwrap();
-    let declared = probe
-        .queue_declare(
-            queue.into(),
-            lapin::options::QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            Default::default(),
-        )
-        .await
-        .unwrap();
-    let _ = probe.close(200, "probe".into()).await;
-    declared.message_count()
-}
-
-fn log_mentions_reuse(log_path: &std::path::Path) -> bool {
-    std::fs::read_to_string(log_path)
-        .map(|log| log.contains("Found the client created by an earlier attempt"))
-        .unwrap_or(false)
-}
-
-fn delay_steps(topology: &okta_dcr_worker::settings::Topology) -> String {
-    let steps: Vec<String> = topology.delay_steps.iter().map(u32::to_string).collect();
-    steps.join(",")
 }

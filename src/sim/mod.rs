@@ -26,6 +26,15 @@
 //!
 //! (`api_token` appears only when the token was generated) and serves until Ctrl-C or SIGTERM.
 //!
+//! # Outages
+//!
+//! [`SimHandle::go_offline`] imitates an Okta that cannot be reached: the listening socket
+//! closes, so new connections are refused, and every open connection is dropped, so calls in
+//! progress end without a response. The port stays bound meanwhile, and
+//! [`SimHandle::go_online`] serves again on the same address with the clients, faults,
+//! recorded requests and rate-limit counts it had. The control API has no equivalent, because
+//! it is served on the same socket.
+//!
 //! # Control API
 //!
 //! A separate process is driven over HTTP under `/sim/v1/`, with the same
@@ -72,6 +81,7 @@ mod okta_errors;
 mod pipeline;
 mod rate_limit;
 mod routes;
+mod server;
 mod state;
 mod token;
 mod validation;
@@ -86,12 +96,10 @@ mod token_tests;
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 pub use control::TokenAcceptance;
 pub use faults::{Fault, FaultAction, FaultError, ScriptedResponse};
@@ -101,6 +109,7 @@ pub use token::SimServiceApp;
 
 use crate::secret::Secret;
 use rate_limit::RateLimiter;
+use server::Server;
 use state::{Settings, SimState};
 use token::{ServiceAppVerifier, TOKEN_PATH};
 
@@ -150,12 +159,6 @@ pub struct SimHandle {
     server: Arc<Server>,
 }
 
-/// The server task and the signal that stops it; dropping the sender also stops it.
-struct Server {
-    stop: watch::Sender<()>,
-    task: Mutex<Option<JoinHandle<()>>>,
-}
-
 /// Starts the simulator on `listener` in a spawned task and returns at once.
 ///
 /// # Errors
@@ -187,25 +190,8 @@ pub async fn start(listener: TcpListener, config: SimConfig) -> io::Result<SimHa
     let app = routes::router(state.clone())
         .merge(control::router(state.clone()))
         .with_state(state.clone());
-    let (stop, mut stopped) = watch::channel(());
-    let stop_signal = async move {
-        // Resolves on an explicit stop and also when every sender was dropped.
-        let _ = stopped.changed().await;
-    };
-    let task = tokio::spawn(async move {
-        if let Err(error) = axum::serve(listener, app)
-            .with_graceful_shutdown(stop_signal)
-            .await
-        {
-            tracing::error!(%error, "okta-sim server failed");
-        }
-    });
+    let server = Arc::new(Server::start(listener, app)?);
     tracing::info!(base_url = %state.base_url, "Started okta-sim");
-
-    let server = Arc::new(Server {
-        stop,
-        task: Mutex::new(Some(task)),
-    });
     Ok(SimHandle { state, server })
 }
 
@@ -277,21 +263,40 @@ impl SimHandle {
         self.state.lock().token_accepted = accepted;
     }
 
+    /// Returns every client secret the simulator issued, in order: those of new clients and
+    /// of `lifecycle/newSecret`, including secrets since replaced and those of deleted clients.
+    pub fn issued_secrets(&self) -> Vec<Secret> {
+        self.state.lock().clients.issued_secrets().to_vec()
+    }
+
+    /// Takes the simulator off the network, as when Okta is unreachable: the listening socket
+    /// closes, so new connections are refused, and every open connection is dropped, so calls
+    /// in progress fail without a response (a call whose route already ran keeps its effect).
+    /// Clients, faults, recorded requests and rate-limit counts are kept. Does nothing when the
+    /// simulator is already offline or was shut down.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the port cannot be held after the listener closed; the server is then
+    /// stopped.
+    pub async fn go_offline(&self) -> io::Result<()> {
+        self.server.go_offline().await
+    }
+
+    /// Serves again on the same address, with the state it had when it went offline. Does
+    /// nothing when the simulator is online or was shut down.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the socket cannot listen again; the server is then stopped.
+    pub async fn go_online(&self) -> io::Result<()> {
+        self.server.go_online().await
+    }
+
     /// Stops accepting connections, lets requests in progress finish, and waits for the
-    /// server task to end. Other clones of the handle see a stopped server.
+    /// server to end. Other clones of the handle see a stopped server.
     pub async fn shutdown(self) {
-        self.server.stop.send_replace(());
-        let task = self
-            .server
-            .task
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(task) = task {
-            if let Err(error) = task.await {
-                tracing::error!(%error, "okta-sim server task ended abnormally");
-            }
-        }
+        self.server.shutdown().await;
         tracing::info!(base_url = %self.state.base_url, "Stopped okta-sim");
     }
 }

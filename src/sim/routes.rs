@@ -161,7 +161,7 @@ async fn delete_client(
 /// secret, which replaces the old one. Clients without a secret get 400.
 async fn new_secret(State(state): State<Arc<SimState>>, Path(client_id): Path<String>) -> Response {
     let mut store = state.lock();
-    let Some(client) = store.clients.get_mut(&client_id) else {
+    let Some(client) = store.clients.get(&client_id) else {
         return okta_errors::app_not_found(&client_id);
     };
     if !client.metadata.has_secret() {
@@ -171,7 +171,9 @@ async fn new_secret(State(state): State<Arc<SimState>>, Path(client_id): Path<St
         );
         return okta_errors::invalid_client_metadata(&description);
     }
-    client.client_secret = Some(super::ids::new_client_secret());
+    let Some(client) = store.clients.renew_secret(&client_id) else {
+        return okta_errors::app_not_found(&client_id);
+    };
     let body = Json(client_body(client, true)).into_response();
     drop(store);
     tracing::debug!(%client_id, "Rotated client secret");

@@ -141,6 +141,9 @@ pub(crate) struct Clients {
     /// still works when its client was deleted between two pages.
     sequence_by_id: HashMap<String, u64>,
     next_sequence: u64,
+    /// Every secret handed out, in order, so that tests can look for any of them in logs.
+    /// NOTE: grows by one entry per secret for the life of the simulator.
+    issued_secrets: Vec<Secret>,
 }
 
 impl Clients {
@@ -148,6 +151,7 @@ impl Clients {
     pub(crate) fn insert(&mut self, metadata: ClientRegistration) -> SimClient {
         let client_id = ids::new_client_id();
         let client_secret = metadata.has_secret().then(ids::new_client_secret);
+        self.issued_secrets.extend(client_secret.clone());
         let client = SimClient {
             client_id: client_id.clone(),
             client_secret,
@@ -171,6 +175,21 @@ impl Clients {
     pub(crate) fn get_mut(&mut self, client_id: &str) -> Option<&mut SimClient> {
         let sequence = self.sequence_by_id.get(client_id)?;
         self.by_sequence.get_mut(sequence)
+    }
+
+    /// Replaces the secret of the client `client_id` with a new one and returns the client,
+    /// or `None` when no such client exists.
+    pub(crate) fn renew_secret(&mut self, client_id: &str) -> Option<&SimClient> {
+        let sequence = *self.sequence_by_id.get(client_id)?;
+        let client = self.by_sequence.get_mut(&sequence)?;
+        let secret = ids::new_client_secret();
+        self.issued_secrets.push(secret.clone());
+        client.client_secret = Some(secret);
+        Some(client)
+    }
+
+    pub(crate) fn issued_secrets(&self) -> &[Secret] {
+        &self.issued_secrets
     }
 
     pub(crate) fn remove(&mut self, client_id: &str) -> Option<SimClient> {

@@ -1028,6 +1028,109 @@ async fn shutdown_stops_listening() {
 }
 
 #[tokio::test]
+async fn offline_refuses_connections_keeps_state() {
+    let sim = default_sim().await;
+    let created = create(&sim, "svc-a").await;
+    let base_url = sim.base_url();
+
+    sim.go_offline().await.expect("go offline");
+    let refused = call(&sim, Method::GET, CLIENTS).send().await;
+    let error = refused.expect_err("a call while offline must fail");
+    assert!(error.is_connect(), "expected a refused connection: {error}");
+
+    sim.go_online().await.expect("go online");
+    assert_eq!(sim.base_url(), base_url);
+    let path = format!("{CLIENTS}/{}", created.client_id);
+    let response = call(&sim, Method::GET, &path).send().await.expect("send");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(sim.clients().len(), 1);
+    assert_eq!(sim.clients()[0].client_secret, created.client_secret);
+}
+
+#[tokio::test]
+async fn offline_drops_open_connections() {
+    let sim = default_sim().await;
+    let client = http();
+    // An earlier call leaves an idle keep-alive connection in the client's pool.
+    let first = client
+        .get(format!("{}{CLIENTS}", sim.base_url()))
+        .header(
+            "Authorization",
+            format!("SSWS {}", sim.api_token().expose()),
+        )
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(first.status(), StatusCode::OK);
+    sim.script(
+        Fault::respond("GET", CLIENTS, ScriptedResponse::new(200))
+            .with_delay(Duration::from_secs(10)),
+    );
+    let in_flight = tokio::spawn(
+        client
+            .get(format!("{}{CLIENTS}", sim.base_url()))
+            .header(
+                "Authorization",
+                format!("SSWS {}", sim.api_token().expose()),
+            )
+            .send(),
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let started = Instant::now();
+    sim.go_offline().await.expect("go offline");
+    let outcome = tokio::time::timeout(Duration::from_secs(5), in_flight)
+        .await
+        .expect("the call in flight must end when the server goes offline")
+        .expect("task");
+    assert!(outcome.is_err(), "the call in flight got a response");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn offline_then_shutdown_releases_port() {
+    let sim = default_sim().await;
+    let address = sim.base_url().trim_start_matches("http://").to_owned();
+    sim.go_offline().await.expect("go offline");
+    sim.clone().shutdown().await;
+    let rebound = TcpListener::bind(&address).await;
+    assert!(rebound.is_ok(), "port still held: {rebound:?}");
+    drop(rebound);
+
+    sim.go_online().await.expect("no-op after shutdown");
+    let refused = http()
+        .get(format!("{}{CLIENTS}", sim.base_url()))
+        .send()
+        .await;
+    assert!(refused.is_err(), "a shut-down simulator came back online");
+}
+
+#[tokio::test]
+async fn issued_secrets_keep_replaced_and_deleted() {
+    let sim = default_sim().await;
+    let created = create(&sim, "svc-a").await;
+    let path = format!("{CLIENTS}/{}/lifecycle/newSecret", created.client_id);
+    let rotated: RegisteredClient = call(&sim, Method::POST, &path)
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("client");
+    let delete = format!("{CLIENTS}/{}", created.client_id);
+    let deleted = call(&sim, Method::DELETE, &delete)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+
+    let issued = sim.issued_secrets();
+    assert_eq!(issued.len(), 2);
+    assert_eq!(Some(&issued[0]), created.client_secret.as_ref());
+    assert_eq!(Some(&issued[1]), rotated.client_secret.as_ref());
+}
+
+#[tokio::test]
 async fn base_url_uses_loopback_for_unspecified() {
     let listener = TcpListener::bind("0.0.0.0:0").await.expect("bind");
     let port = listener.local_addr().expect("addr").port();

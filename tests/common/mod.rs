@@ -380,3 +380,6 @@ pub fn deprovision(request_id: &str, credential_id: &str) -> Value {
         "teamName": "Test Team"
     })
 }
+
+pub mod binary;
+pub mod end_state;
