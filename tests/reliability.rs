@@ -57,10 +57,6 @@ async fn okta_unreachable_30s_loses_nothing() {
     let back_online = SystemTime::now();
     fixture.simulator.go_online().await.unwrap();
 
-    // NOTE: a request that waited in a delay queue counts as possibly run before, so it looks
-    // for its client for about 4 s (the worker's visibility window) before registering it,
-    // even when none of its calls reached Okta. The backlog therefore drains at about 8
-    // requests per 4.4 s, about 35 s in all on a 2-core machine.
     let mut outcomes = Outcomes::default();
     fixture
         .collect_until(

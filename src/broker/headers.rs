@@ -23,6 +23,8 @@ pub const ORIGINAL_ROUTING_KEY: &str = "okta-dcr-original-routing-key";
 pub const FIRST_ATTEMPT_AT: &str = "okta-dcr-first-attempt-at";
 /// How many delay queues the request went through.
 pub const DELAYS: &str = "okta-dcr-delays";
+/// RFC 3339 UTC time the request last entered a delay queue, after its last Okta call ended.
+pub const DELAYED_AT: &str = "okta-dcr-delayed-at";
 /// The `X-Okta-Request-Id` of the Okta response that caused the failure, when there was one.
 pub const OKTA_REQUEST_ID: &str = "okta-dcr-okta-request-id";
 
@@ -72,14 +74,14 @@ pub const REASON_HEADERS: [&str; 4] = [ERROR_CODE, ERROR_REASON, DEAD_LETTERED_A
 /// Returns the headers of a dead-lettered request prepared for replay: every `x-` header
 /// (owned by the broker: `x-death`, `x-first-death-*`, `x-delivery-count`, …) and the
 /// [`REASON_HEADERS`] are dropped, and so is the retry state ([`FIRST_ATTEMPT_AT`],
-/// [`DELAYS`]) so that the replay gets a fresh retry budget; [`REPLAYS`] is incremented, and the
+/// [`DELAYS`], [`DELAYED_AT`]) so that the replay gets a fresh retry budget; [`REPLAYS`] is incremented, and the
 /// others (notably [`ATTEMPTS`]) are kept.
 pub fn for_replay(headers: Option<&FieldTable>) -> FieldTable {
     let replays = integer(headers, REPLAYS).unwrap_or(0).saturating_add(1);
     let mut kept = std::collections::BTreeMap::new();
     if let Some(headers) = headers {
         for (name, value) in headers.inner() {
-            let retry_state = [FIRST_ATTEMPT_AT, DELAYS].contains(&name.as_str());
+            let retry_state = [FIRST_ATTEMPT_AT, DELAYS, DELAYED_AT].contains(&name.as_str());
             if !name.as_str().starts_with("x-")
                 && !REASON_HEADERS.contains(&name.as_str())
                 && !retry_state

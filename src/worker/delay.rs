@@ -2,9 +2,10 @@
 //! may retry in the worker, the request waits in a delay queue and comes back by itself, so
 //! no delivery is held unacked for long.
 //!
-//! Two headers carry the state between tries: `okta-dcr-first-attempt-at` (when the request
-//! was first tried, RFC 3339 UTC) and `okta-dcr-delays` (how many delay queues it went
-//! through). The retry budget counts from the first attempt.
+//! Three headers carry the state between tries: `okta-dcr-first-attempt-at` (when the request
+//! was first tried, RFC 3339 UTC), `okta-dcr-delays` (how many delay queues it went through)
+//! and `okta-dcr-delayed-at` (when it last entered one). The retry budget counts from the
+//! first attempt.
 
 use std::time::Duration;
 
@@ -21,6 +22,8 @@ pub struct RetryClock {
     pub first_attempt_at: OffsetDateTime,
     /// How many delay queues the request went through.
     pub delays: u32,
+    /// When the request last entered a delay queue, if it did.
+    pub delayed_at: Option<OffsetDateTime>,
 }
 
 impl RetryClock {
@@ -32,10 +35,20 @@ impl RetryClock {
         let delays = headers::integer(table, headers::DELAYS)
             .and_then(|value| u32::try_from(value).ok())
             .unwrap_or(0);
+        let delayed_at = headers::text(table, headers::DELAYED_AT)
+            .and_then(|text| OffsetDateTime::parse(&text, &Rfc3339).ok());
         Self {
             first_attempt_at,
             delays,
+            delayed_at,
         }
+    }
+
+    /// Returns the time since the request last entered a delay queue, which is at least the
+    /// time since its last Okta call; `None` when it never did.
+    pub fn since_delayed(&self) -> Option<Duration> {
+        let elapsed = OffsetDateTime::now_utc() - self.delayed_at?;
+        Duration::try_from(elapsed).ok()
     }
 
     /// Returns the time since the first attempt.
@@ -78,7 +91,7 @@ pub fn choose_step(
 }
 
 /// Returns the headers for the delayed copy: the original ones with the attempts, the first
-/// attempt time and the delay count updated.
+/// attempt time, the delay count and the time of this delay updated.
 pub fn delayed_headers(
     table: Option<&FieldTable>,
     clock: &RetryClock,
@@ -98,6 +111,13 @@ pub fn delayed_headers(
         headers::DELAYS.into(),
         AMQPValue::LongLongInt(i64::from(clock.delays) + 1),
     );
+    let delayed_at = OffsetDateTime::now_utc()
+        .format(&Rfc3339)
+        .unwrap_or_default();
+    table.insert(
+        headers::DELAYED_AT.into(),
+        AMQPValue::LongString(LongString::from(delayed_at.as_str())),
+    );
     table
 }
 
@@ -109,6 +129,7 @@ mod tests {
         RetryClock {
             first_attempt_at: OffsetDateTime::now_utc() - time::Duration::seconds(elapsed_secs),
             delays,
+            delayed_at: None,
         }
     }
 
@@ -150,5 +171,12 @@ mod tests {
             original.first_attempt_at.unix_timestamp()
         );
         assert_eq!(headers::integer(Some(&table), headers::ATTEMPTS), Some(3));
+        let since_delayed = read.since_delayed().expect("the delay time is recorded");
+        assert!(since_delayed < Duration::from_secs(5), "{since_delayed:?}");
+    }
+
+    #[test]
+    fn never_delayed_has_no_delay_time() {
+        assert_eq!(RetryClock::from_headers(None).since_delayed(), None);
     }
 }

@@ -15,7 +15,7 @@ use crate::worker::pipeline::{JobError, Pipeline};
 /// How long a client that may have just been created is looked for before it counts as not
 /// created. NOTE: an estimate of Okta's listing delay, not a documented bound; a client that
 /// Okta lists only later than this could still be created twice.
-const VISIBILITY_WINDOW: Duration = Duration::from_secs(5);
+pub(crate) const VISIBILITY_WINDOW: Duration = Duration::from_secs(5);
 const VISIBILITY_FIRST_WAIT: Duration = Duration::from_millis(250);
 const VISIBILITY_MAX_WAIT: Duration = Duration::from_secs(2);
 
@@ -23,16 +23,28 @@ const VISIBILITY_MAX_WAIT: Duration = Duration::from_secs(2);
 /// 40 to 64 characters.
 const SAMPLE_SECRET_BYTES: usize = 64;
 
+/// How a provision looks for a client an earlier try of the same request may have created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LookUp {
+    /// A first delivery: create without looking.
+    Skip,
+    /// The earlier try ended longer than [`VISIBILITY_WINDOW`] ago, so Okta lists any client
+    /// it created by now: look once.
+    Once,
+    /// The earlier try may have just ended: look over [`VISIBILITY_WINDOW`].
+    OverWindow,
+}
+
 impl Pipeline {
     pub(crate) async fn run_job(
         &self,
         request: &Request,
         budget: &RetryBudget,
-        may_repeat: bool,
+        look_up: LookUp,
     ) -> Result<ResultMessage, JobError> {
         check_encryption_key(request)?;
         match request.job {
-            Job::Provision => self.provision(request, budget, may_repeat).await,
+            Job::Provision => self.provision(request, budget, look_up).await,
             Job::Deprovision | Job::Expire => self.deprovision(request, budget).await,
             Job::Rotate => self.rotate(request, budget).await,
             Job::Suspend => self.set_active(request, budget, false).await,
@@ -46,13 +58,15 @@ impl Pipeline {
         &self,
         request: &Request,
         budget: &RetryBudget,
-        may_repeat: bool,
+        look_up: LookUp,
     ) -> Result<ResultMessage, JobError> {
         let registration = contract::build_registration(request, &self.name_template)
             .map_err(JobError::Invalid)?;
-        let existing = match may_repeat {
-            true => self.find_created(&registration.client_name, budget).await?,
-            false => None,
+        let name = &registration.client_name;
+        let existing = match look_up {
+            LookUp::Skip => None,
+            LookUp::Once => self.find_listed(name, budget).await?,
+            LookUp::OverWindow => self.find_created(name, budget).await?,
         };
         let (client, reason) = match existing {
             Some(client) => self.reuse(client, &registration, budget).await?,
@@ -101,11 +115,8 @@ impl Pipeline {
         let deadline = tokio::time::Instant::now() + VISIBILITY_WINDOW.min(budget.remaining());
         let mut wait = VISIBILITY_FIRST_WAIT;
         loop {
-            match self.okta.find_client_by_name(name, budget).await {
-                Ok(Some(client)) => return Ok(Some(client)),
-                Ok(None) => {}
-                Err(error) if error.code() == codes::OKTA_NOT_FOUND => {}
-                Err(error) => return Err(error.into()),
+            if let Some(client) = self.find_listed(name, budget).await? {
+                return Ok(Some(client));
             }
             if tokio::time::Instant::now() + wait > deadline {
                 return Ok(None);
@@ -113,6 +124,19 @@ impl Pipeline {
             debug!(client_name = %name, next_look_up = ?wait, "Client not listed yet; looking again.");
             tokio::time::sleep(wait).await;
             wait = (wait * 2).min(VISIBILITY_MAX_WAIT);
+        }
+    }
+
+    /// Looks the client up by name once.
+    async fn find_listed(
+        &self,
+        name: &str,
+        budget: &RetryBudget,
+    ) -> Result<Option<RegisteredClient>, JobError> {
+        match self.okta.find_client_by_name(name, budget).await {
+            Ok(client) => Ok(client),
+            Err(error) if error.code() == codes::OKTA_NOT_FOUND => Ok(None),
+            Err(error) => Err(error.into()),
         }
     }
 

@@ -27,6 +27,7 @@ use crate::contract::{
 use crate::okta::{ErrorClass, OktaClient, OktaError, RetryBudget};
 use crate::settings::Topology;
 use crate::worker::delay::{choose_step, delayed_headers, RetryClock};
+use crate::worker::jobs::{LookUp, VISIBILITY_WINDOW};
 use crate::worker::readiness::Readiness;
 use crate::worker::seen::SeenRequests;
 
@@ -138,11 +139,12 @@ impl Pipeline {
             || headers::integer(headers, headers::REPLAYS).unwrap_or(0) > 0
             || self.seen.insert(&request.request_id);
         let clock = RetryClock::from_headers(headers);
+        let look_up = choose_look_up(may_repeat, delivery.redelivered, &clock);
         let in_process = self
             .in_process_retry
             .min(clock.remaining(self.retry_budget));
         let budget = RetryBudget::new(in_process);
-        let outcome = self.run_job(&request, &budget, may_repeat).await;
+        let outcome = self.run_job(&request, &budget, look_up).await;
         // One attempt for this delivery, plus one for each retry of a failed Okta call.
         let attempts = prior + 1 + budget.retries();
         admin::record_retries(budget.retries());
@@ -384,6 +386,20 @@ pub(crate) fn prior_attempts(headers: Option<&FieldTable>) -> u32 {
 
 /// Keeps the properties a dead-lettered request must carry so that a replay is identical to
 /// the original publish.
+/// Chooses how a provision looks for a client an earlier try may have created. A request back
+/// from a delay queue, and not redelivered since, had its last Okta call end before the
+/// delay began: when that is longer ago than Okta takes to list a new client, one look-up
+/// is enough.
+fn choose_look_up(may_repeat: bool, redelivered: bool, clock: &RetryClock) -> LookUp {
+    if !may_repeat {
+        return LookUp::Skip;
+    }
+    match clock.since_delayed() {
+        Some(since) if !redelivered && since >= VISIBILITY_WINDOW => LookUp::Once,
+        _ => LookUp::OverWindow,
+    }
+}
+
 fn copy_properties(properties: &BasicProperties) -> BasicProperties {
     let mut copy = json_properties();
     if let Some(content_type) = properties.content_type() {
@@ -403,4 +419,45 @@ fn copy_properties(properties: &BasicProperties) -> BasicProperties {
 
 fn unix_seconds() -> u64 {
     OffsetDateTime::now_utc().unix_timestamp().max(0) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn clock(delayed_secs_ago: Option<i64>) -> RetryClock {
+        let now = OffsetDateTime::now_utc();
+        RetryClock {
+            first_attempt_at: now - time::Duration::seconds(60),
+            delays: u32::from(delayed_secs_ago.is_some()),
+            delayed_at: delayed_secs_ago.map(|secs| now - time::Duration::seconds(secs)),
+        }
+    }
+
+    #[test]
+    fn first_delivery_skips_look_up() {
+        assert_eq!(choose_look_up(false, false, &clock(None)), LookUp::Skip);
+    }
+
+    #[test]
+    fn long_delay_looks_once() {
+        assert_eq!(choose_look_up(true, false, &clock(Some(10))), LookUp::Once);
+    }
+
+    #[test]
+    fn short_delay_looks_over_window() {
+        assert_eq!(
+            choose_look_up(true, false, &clock(Some(2))),
+            LookUp::OverWindow
+        );
+    }
+
+    #[test]
+    fn redelivery_looks_over_window() {
+        assert_eq!(
+            choose_look_up(true, true, &clock(Some(10))),
+            LookUp::OverWindow
+        );
+        assert_eq!(choose_look_up(true, true, &clock(None)), LookUp::OverWindow);
+    }
 }
