@@ -529,19 +529,7 @@ impl Run<'_> {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             processes.check_running()?;
-            let queue = channel
-                .queue_declare(
-                    self.topology.request_queue.as_str().into(),
-                    QueueDeclareOptions {
-                        passive: true,
-                        ..QueueDeclareOptions::default()
-                    },
-                    FieldTable::default(),
-                )
-                .await
-                .map_err(|error| {
-                    format!("cannot inspect {}: {error}", self.topology.request_queue)
-                })?;
+            let queue = inspect_queue(&channel, &self.topology.request_queue).await?;
             if queue.consumer_count() >= u32::from(self.args.workers) {
                 let _ = channel.close(200, "ready".into()).await;
                 return Ok(Instant::now());
@@ -651,17 +639,7 @@ impl Run<'_> {
             .create_channel()
             .await
             .map_err(|error| error.to_string())?;
-        let queue = channel
-            .queue_declare(
-                self.topology.dead_letter_queue.as_str().into(),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..QueueDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .map_err(|error| error.to_string())?;
+        let queue = inspect_queue(&channel, &self.topology.dead_letter_queue).await?;
         let _ = connection.close(200, "bench done".into()).await;
         Ok(queue.message_count())
     }
@@ -689,6 +667,21 @@ impl Run<'_> {
         let rate_limited = calls.iter().filter(|call| call.status == 429).count();
         (calls.len(), rate_limited)
     }
+}
+
+/// Reads a queue's message and consumer counts without changing it.
+async fn inspect_queue(channel: &lapin::Channel, name: &str) -> Result<lapin::Queue, String> {
+    channel
+        .queue_declare(
+            name.into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .map_err(|error| format!("cannot inspect queue {name}: {error}"))
 }
 
 fn check_published(

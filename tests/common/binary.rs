@@ -68,20 +68,7 @@ impl Drop for BinaryFixture {
         for path in &self.log_paths {
             eprintln!("worker log kept at {}", path.display());
         }
-        let settings = self.settings.broker.clone();
-        let cleanup = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async {
-                if let Ok(connection) = broker::connect(&settings.amqp_url, "test cleanup").await {
-                    let _ = topology::delete_topology(&connection, &settings.topology).await;
-                    let _ = connection.close(200, "test cleanup".into()).await;
-                }
-            });
-        });
-        let _ = cleanup.join();
+        super::delete_topology_now(&self.settings.broker);
     }
 }
 

@@ -64,21 +64,27 @@ impl Drop for Harness {
         if let Some(worker) = self.worker.take() {
             worker.abort();
         }
-        let settings = self.settings.broker.clone();
-        let cleanup = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async {
-                if let Ok(connection) = broker::connect(&settings.amqp_url, "test cleanup").await {
-                    let _ = topology::delete_topology(&connection, &settings.topology).await;
-                    let _ = connection.close(200, "test cleanup".into()).await;
-                }
-            });
-        });
-        let _ = cleanup.join();
+        delete_topology_now(&self.settings.broker);
     }
+}
+
+/// Deletes a test's exchanges and queues from a thread of its own, so that it works in `Drop`,
+/// inside or outside a runtime.
+pub fn delete_topology_now(settings: &BrokerSettings) {
+    let settings = settings.clone();
+    let cleanup = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            if let Ok(connection) = broker::connect(&settings.amqp_url, "test cleanup").await {
+                let _ = topology::delete_topology(&connection, &settings.topology).await;
+                let _ = connection.close(200, "test cleanup".into()).await;
+            }
+        });
+    });
+    let _ = cleanup.join();
 }
 
 impl Harness {
