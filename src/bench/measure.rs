@@ -53,7 +53,8 @@ fn parse_cpu_time(stat: &str) -> Option<Duration> {
     Some(Duration::from_millis((user + system) * 10))
 }
 
-/// The `quantile` (0 to 1) of `sorted`, by the nearest-rank method; `None` when empty.
+/// Returns the `quantile` (0 to 1) of `sorted` by the nearest-rank method, or `None` when
+/// `sorted` is empty.
 pub fn percentile(sorted: &[Duration], quantile: f64) -> Option<Duration> {
     if sorted.is_empty() {
         return None;
@@ -83,7 +84,8 @@ mod tests {
     #[cfg(target_os = "linux")]
     fn own_process_has_resident_memory() {
         let rss = rss_of(std::process::id()).expect("/proc is readable on Linux");
-        assert!(rss.current_kib > 0 && rss.peak_kib >= rss.current_kib);
+        assert!(rss.current_kib > 0);
+        assert!(rss.peak_kib >= rss.current_kib);
     }
 
     #[test]

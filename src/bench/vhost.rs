@@ -4,7 +4,7 @@ use std::process::Command;
 
 use crate::secret::Secret;
 
-/// Where a benchmark runs on the broker.
+/// The virtual host a benchmark runs in.
 pub struct BenchVhost {
     /// `AMQP_URL` pointing at the virtual host.
     pub amqp_url: Secret,
@@ -101,7 +101,7 @@ mod tests {
     }
 
     #[test]
-    fn a_url_without_user_means_guest() {
+    fn url_without_user_means_guest() {
         let base = Secret::new("amqp://127.0.0.1:5672".to_owned());
         assert_eq!(user_of(&base).unwrap(), "guest");
         assert_eq!(

@@ -44,8 +44,8 @@ impl RetryClock {
         }
     }
 
-    /// Returns the time since the request last entered a delay queue, which is at least the
-    /// time since its last Okta call; `None` when it never did.
+    /// Returns the time since the request last entered a delay queue, or `None` when it never
+    /// did. Its last Okta call ended before that, so the call is at least this long ago.
     pub fn since_delayed(&self) -> Option<Duration> {
         let elapsed = OffsetDateTime::now_utc() - self.delayed_at?;
         Duration::try_from(elapsed).ok()

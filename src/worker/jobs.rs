@@ -23,7 +23,7 @@ const VISIBILITY_MAX_WAIT: Duration = Duration::from_secs(2);
 /// 40 to 64 characters.
 const SAMPLE_SECRET_BYTES: usize = 64;
 
-/// How a provision looks for a client an earlier try of the same request may have created.
+/// The look-up a provision makes for a client that an earlier try of it may have created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum LookUp {
     /// A first delivery: create without looking.

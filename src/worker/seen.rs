@@ -13,8 +13,8 @@ use std::sync::Mutex;
 ///
 /// Each id is kept as a 64-bit fingerprint, and the memory is allocated in full at start, so
 /// that it stays the same size however many requests pass. Two ids with the same fingerprint
-/// (less than one chance in a billion among 100,000 ids) only make the worker look a client up before
-/// creating it, which is always safe.
+/// (less than one chance in a billion among 100,000 ids) only make the worker look a client
+/// up before creating it, which costs one more Okta call and changes nothing else.
 pub struct SeenRequests {
     capacity: usize,
     hasher: RandomState,
