@@ -237,6 +237,45 @@ async fn sigterm_drains_in_flight() {
     fixture.finish().await;
 }
 
+/// SIGTERM while the queue still holds a backlog: the requests in flight are acked before the
+/// worker exits, so a restarted worker gives none of them a second result.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_backlog_acks_in_flight() {
+    const REQUESTS: usize = 48;
+    let mut fixture = BinaryFixture::start(Duration::from_millis(300)).await;
+    for index in 0..REQUESTS {
+        let request = common::provision(&format!("r-backlog-{index}"), &format!("cred-{index}"));
+        fixture.publish(&request).await;
+    }
+    let env = [("OKTA_DCR_CONCURRENCY", "8")];
+    let worker = fixture.spawn(&env);
+    fixture.wait_for_log(CONSUMING, 1).await;
+    // Two batches of 8 take about 600 ms; stop in the middle of the third.
+    tokio::time::sleep(Duration::from_millis(750)).await;
+    let (status, _) = fixture.terminate(worker, DEADLINE).await;
+    assert!(status.success(), "the worker exited with {status}");
+
+    let request_ids: BTreeSet<String> = (0..REQUESTS)
+        .map(|index| format!("r-backlog-{index}"))
+        .collect();
+    let mut outcomes = Outcomes::default();
+    fixture.drain_outcomes(&mut outcomes).await;
+    let before_restart = outcomes.answered(&request_ids);
+    assert!(
+        before_restart > 0 && before_restart < REQUESTS,
+        "{before_restart} of {REQUESTS} answered before the restart"
+    );
+
+    fixture.respawn(worker, &env);
+    fixture.wait_for_log(CONSUMING, 2).await;
+    fixture.wait_until_idle().await;
+    fixture.drain_outcomes(&mut outcomes).await;
+    end_state::assert_every_request_answered(&outcomes, &request_ids, 0);
+    end_state::assert_all_success(&outcomes);
+    end_state::assert_one_client_per_credential(&fixture.simulator, &outcomes);
+    fixture.finish().await;
+}
+
 /// One `/readyz` reply: the HTTP status and the `connected` flag of the JSON body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct ReadyReply {

@@ -115,6 +115,12 @@ pub async fn consume(
         while paused.try_recv().is_ok() {}
     };
     pipeline.readiness.set_consuming(false);
+    if outcome.is_ok() {
+        // The in-flight requests ack their deliveries on `channel`, and lapin closes a channel
+        // when its last handle is dropped, which returns every unacked delivery to the queue.
+        // So the channel is kept until they finish.
+        drain(&mut pool.tasks, settings.worker.drain_timeout).await;
+    }
     outcome
 }
 
@@ -254,7 +260,11 @@ async fn settle(delivery: &Delivery, settlement: Settlement) {
         }
     };
     match tokio::time::timeout(SETTLE_TIMEOUT, settled).await {
-        Ok(Ok(_)) => {}
+        Ok(Ok(true)) => {}
+        // lapin reports a delivery whose channel has closed, or one settled before, as `false`.
+        Ok(Ok(false)) => {
+            warn!(?settlement, "Settling the delivery was not sent: its channel is closed; the broker will redeliver it.")
+        }
         Ok(Err(error)) => {
             warn!(cause = %error, ?settlement, "Settling the delivery failed; the broker will redeliver it.")
         }

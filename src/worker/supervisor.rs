@@ -181,7 +181,7 @@ async fn session(
     shared.readiness.set_connected(true);
     let result = run_session(&connection, settings, shared, pool, stopping).await;
     shared.readiness.set_consuming(false);
-    if result.is_ok() {
+    if result.is_ok() && !pool.tasks.is_empty() {
         // Stopping: in-flight requests publish their results and ack their deliveries on this
         // connection, so it stays open until they finish or the drain timeout passes.
         pool::drain(&mut pool.tasks, settings.worker.drain_timeout).await;
