@@ -321,8 +321,10 @@ fn init_logging() -> Result<(), settings::SettingsError> {
                 .parse()
                 .expect("a constant directive parses"),
         );
+    // Colours only on a terminal: a file or a log collector would get the escape codes as text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match settings::log_format_from_env()? {
         LogFormat::Json => builder.json().init(),

@@ -397,7 +397,18 @@ impl Environment {
         T: FromStr + Default + PartialEq,
         T::Err: fmt::Display,
     {
-        let value = self.parse(variable, default)?;
+        let value = self.parse(variable, default).map_err(|error| match error {
+            SettingsError::Invalid {
+                variable,
+                value,
+                reason,
+            } => SettingsError::Invalid {
+                variable,
+                value,
+                reason: format!("{reason}; expected a whole number greater than zero"),
+            },
+            other => other,
+        })?;
         if value == T::default() {
             return Err(self.invalid(variable, "must be greater than zero"));
         }
@@ -463,7 +474,11 @@ fn parse_org_url(value: &str) -> Result<Url, SettingsError> {
         value: value.to_owned(),
         reason,
     };
-    let url = Url::parse(value).map_err(|error| invalid(format!("{error}")))?;
+    let url = Url::parse(value).map_err(|error| {
+        invalid(format!(
+            "{error}; expected an http(s) URL such as https://example.okta.com"
+        ))
+    })?;
     if !matches!(url.scheme(), "https" | "http") || url.host().is_none() {
         return Err(invalid(
             "expected an http(s) URL such as https://example.okta.com".into(),
@@ -735,6 +750,25 @@ mod tests {
         pairs.push(("OKTA_DCR_DELAY_STEPS_SECS", "60, 5,60"));
         let settings = full(&pairs).unwrap();
         assert_eq!(settings.broker.topology.delay_steps, vec![5, 60]);
+    }
+
+    #[test]
+    fn negative_concurrency_names_expected_value() {
+        let mut pairs = OKTA.to_vec();
+        pairs.push(("OKTA_DCR_CONCURRENCY", "-3"));
+        let error = full(&pairs).unwrap_err().to_string();
+        assert!(error.contains("OKTA_DCR_CONCURRENCY"), "{error}");
+        assert!(error.contains("expected a whole number greater than zero"), "{error}");
+    }
+
+    #[test]
+    fn relative_org_url_names_expected_form() {
+        let mut pairs = OKTA.to_vec();
+        pairs.retain(|(name, _)| *name != "OKTA_ORG_URL");
+        pairs.push(("OKTA_ORG_URL", "not-a-url"));
+        let error = full(&pairs).unwrap_err().to_string();
+        assert!(error.contains("OKTA_ORG_URL"), "{error}");
+        assert!(error.contains("https://example.okta.com"), "{error}");
     }
 
     #[test]
