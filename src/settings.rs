@@ -758,7 +758,10 @@ mod tests {
         pairs.push(("OKTA_DCR_CONCURRENCY", "-3"));
         let error = full(&pairs).unwrap_err().to_string();
         assert!(error.contains("OKTA_DCR_CONCURRENCY"), "{error}");
-        assert!(error.contains("expected a whole number greater than zero"), "{error}");
+        assert!(
+            error.contains("expected a whole number greater than zero"),
+            "{error}"
+        );
     }
 
     #[test]

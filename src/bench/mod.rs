@@ -47,6 +47,8 @@ pub use baseline::serve as serve_baseline;
 use measure::{cpu_time_of, percentile, rss_of};
 use vhost::BenchVhost;
 
+/// Start of the message of a failed broker connection.
+const CANNOT_CONNECT: &str = "cannot connect to the broker";
 /// Publishes awaiting their confirm at once.
 const PUBLISH_WINDOW: usize = 256;
 /// How often the memory of the measured processes is read.
@@ -246,6 +248,9 @@ fn check_args(args: &BenchArgs) -> Result<(), String> {
             "--concurrency, --okta-concurrency and --workers must be greater than zero".to_owned(),
         );
     }
+    if args.timeout_secs == 0 {
+        return Err("--timeout-secs must be greater than zero".to_owned());
+    }
     if let Some(rate) = args.publish_rate {
         if !(rate.is_finite() && rate > 0.0) {
             return Err("--publish-rate must be a positive number".to_owned());
@@ -273,10 +278,16 @@ async fn run_bench(args: &BenchArgs) -> Result<Report, String> {
             let _ = std::fs::remove_dir_all(&logs);
         }
         (_, deleted) => {
-            eprintln!(
-                "okta-dcr-worker bench: process logs kept in {}",
-                logs.display()
-            );
+            let has_logs =
+                std::fs::read_dir(&logs).is_ok_and(|mut entries| entries.next().is_some());
+            if has_logs {
+                eprintln!(
+                    "okta-dcr-worker bench: process logs kept in {}",
+                    logs.display()
+                );
+            } else {
+                let _ = std::fs::remove_dir(&logs);
+            }
             if let Err(error) = deleted {
                 eprintln!("okta-dcr-worker bench: {error}");
             }
@@ -326,13 +337,25 @@ async fn run_all(
             logs,
         };
         let measured = run.measure().await;
-        if let Err(error) = run.delete_topology().await {
-            eprintln!(
-                "okta-dcr-worker bench: cannot delete the {} run's queues: {error}",
-                kind.as_str()
-            );
+        let deleted = run.delete_topology().await;
+        match (measured, deleted) {
+            (Ok(report), Ok(())) => runs.push(report),
+            (Ok(report), Err(error)) => {
+                eprintln!(
+                    "okta-dcr-worker bench: cannot delete the {} run's queues: {error}",
+                    kind.as_str()
+                );
+                runs.push(report);
+            }
+            // Without a connection there is nothing more to say than the run's own error.
+            (Err(error), Ok(())) => return Err(error),
+            (Err(error), Err(cleanup)) if cleanup.starts_with(CANNOT_CONNECT) => return Err(error),
+            (Err(error), Err(cleanup)) => {
+                return Err(format!(
+                    "{error} (its queues could not be deleted either: {cleanup})"
+                ))
+            }
         }
-        runs.push(measured?);
     }
     simulator.shutdown().await;
 
@@ -388,7 +411,7 @@ impl Run<'_> {
     async fn measure(&self) -> Result<RunReport, String> {
         let connection = broker::connect(&self.vhost.amqp_url, "bench")
             .await
-            .map_err(|error| format!("cannot connect to the broker: {error}"))?;
+            .map_err(|error| format!("{CANNOT_CONNECT}: {error}"))?;
         topology::declare_topology(&connection, self.topology)
             .await
             .map_err(|error| error.to_string())?;
@@ -647,7 +670,7 @@ impl Run<'_> {
     async fn delete_topology(&self) -> Result<(), String> {
         let connection = broker::connect(&self.vhost.amqp_url, "bench cleanup")
             .await
-            .map_err(|error| error.to_string())?;
+            .map_err(|error| format!("{CANNOT_CONNECT}: {error}"))?;
         let deleted = topology::delete_topology(&connection, self.topology)
             .await
             .map_err(|error| error.to_string());
