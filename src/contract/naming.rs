@@ -259,7 +259,8 @@ pub fn id_short(id: &str) -> String {
 }
 
 /// Checks a client name: at most [`MAX_CLIENT_NAME_CHARS`] characters, no control
-/// characters, not empty. `hint` ends the error message and names what to change.
+/// characters, not empty. `hint` ends the message of a name that is too long and names what
+/// to shorten.
 pub(crate) fn check_client_name(
     name: &str,
     field: &str,
@@ -269,7 +270,9 @@ pub(crate) fn check_client_name(
         return Err(ValidationError::invalid(
             field,
             name,
-            format!("the client name must not contain control characters; {hint}"),
+            "the client name must not contain control characters; remove them from the fields \
+             it is built from"
+                .to_owned(),
         ));
     }
     let length = name.chars().count();
