@@ -490,6 +490,30 @@ async fn unavailable_registration_looked_up_not_repeated() {
     harness.finish().await;
 }
 
+/// A registration that got 503, and whose client cannot be found afterwards, is made again:
+/// one client, and the result counts both tries.
+#[tokio::test]
+async fn registration_made_again_counts_attempts() {
+    let harness = Harness::start_with(|settings| {
+        settings.worker.retry_budget = Duration::from_secs(60);
+        settings.worker.in_process_retry = Duration::from_secs(20);
+    })
+    .await;
+    harness.sim.script(Fault::respond(
+        "POST",
+        "/oauth2/v1/clients",
+        ScriptedResponse::okta_error(503, "E0000009", "Service unavailable"),
+    ));
+    harness.publish(&provision("r-503-once", "cred-9c")).await;
+
+    let result = harness.next_result().await;
+    assert_eq!(result.status.level, Level::Success, "{result:?}");
+    assert_eq!(result.attempts, 2);
+    assert_eq!(harness.calls("POST", "/oauth2/v1/clients").len(), 2);
+    assert_eq!(harness.sim.clients().len(), 1);
+    harness.finish().await;
+}
+
 #[tokio::test]
 async fn update_action_decoded() {
     let harness = Harness::start().await;

@@ -60,6 +60,11 @@ impl RetryBudget {
     pub(crate) fn record_attempt(&self) -> u32 {
         self.attempts.fetch_add(1, Ordering::Relaxed) + 1
     }
+
+    /// Counts a failed call that the caller makes again itself, outside the client's retries.
+    pub fn record_retry(&self) {
+        self.retries.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// Backoff settings of an `OktaClient`.
@@ -87,7 +92,7 @@ impl RetryPolicy {
             .when(|error| is_retryable(route, error))
             .adjust(|error, backoff| self.next_wait(route, error, backoff, budget))
             .notify(|error, wait| {
-                budget.retries.fetch_add(1, Ordering::Relaxed);
+                budget.record_retry();
                 log_retry(route, error, budget.attempts(), wait)
             })
             .await;

@@ -101,6 +101,7 @@ impl Pipeline {
             if budget.remaining() < VISIBILITY_WINDOW {
                 return Err(error.into());
             }
+            budget.record_retry();
         }
     }
 
