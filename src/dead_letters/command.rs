@@ -135,10 +135,14 @@ async fn run_export(settings: &BrokerSettings, file: &Path) -> ExitCode {
     };
     match export(settings, &mut output).await {
         Ok(report) => {
+            let target = if file.as_os_str() == "-" {
+                "standard output".to_owned()
+            } else {
+                file.display().to_string()
+            };
             eprintln!(
-                "{} dead-lettered requests exported to {}",
-                report.exported,
-                file.display()
+                "{} dead-lettered requests exported to {target}",
+                report.exported
             );
             ExitCode::SUCCESS
         }
