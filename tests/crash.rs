@@ -57,12 +57,13 @@ async fn sigkilled_worker_loses_nothing() {
     stop_when_queue_empty(&mut fixture, worker, &env).await;
     fixture.drain_outcomes(&mut outcomes).await;
 
-    end_state::assert_every_request_answered(&outcomes, &request_ids, KILLS * CONCURRENCY);
-    end_state::assert_all_success(&outcomes);
-    end_state::assert_no_dead_letters(&outcomes);
-    end_state::assert_one_client_per_credential(&fixture.simulator, &outcomes);
-    end_state::assert_last_results_carry_current_secrets(&fixture.simulator, &outcomes);
-    end_state::assert_logs_clean(&fixture.simulator, &fixture.logs());
+    end_state::assert_clean_end_state(
+        &fixture.simulator,
+        &outcomes,
+        &request_ids,
+        KILLS * CONCURRENCY,
+        &fixture.logs(),
+    );
     assert!(
         fixture.log_count(REUSED) > 0,
         "no kill landed between a registration and its ack"

@@ -122,12 +122,13 @@ async fn closed_connection_loses_nothing() {
 
     // Only a delivery unacked when its connection closed is delivered again, and the prefetch
     // (the concurrency) bounds those to CLOSE_CONCURRENCY per close.
-    end_state::assert_every_request_answered(&outcomes, &request_ids, CLOSES * CLOSE_CONCURRENCY);
-    end_state::assert_all_success(&outcomes);
-    end_state::assert_no_dead_letters(&outcomes);
-    end_state::assert_one_client_per_credential(&fixture.simulator, &outcomes);
-    end_state::assert_last_results_carry_current_secrets(&fixture.simulator, &outcomes);
-    end_state::assert_logs_clean(&fixture.simulator, &fixture.logs());
+    end_state::assert_clean_end_state(
+        &fixture.simulator,
+        &outcomes,
+        &request_ids,
+        CLOSES * CLOSE_CONCURRENCY,
+        &fixture.logs(),
+    );
     // Each close left registrations done in Okta whose results were not yet published, and
     // their redelivered requests must have found those clients instead of creating new ones.
     assert!(
@@ -237,7 +238,7 @@ async fn sigterm_drains_in_flight() {
     fixture.finish().await;
 }
 
-/// SIGTERM while the queue still holds a backlog: the requests in flight are acked before the
+/// SIGTERM while the queue still contains a backlog: the requests in flight are acked before the
 /// worker exits, so a restarted worker gives none of them a second result.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_with_backlog_acks_in_flight() {

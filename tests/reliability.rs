@@ -89,12 +89,13 @@ async fn okta_unreachable_30s_loses_nothing() {
         fixture.log_count(DELAYED) > 0,
         "no request waited in a delay queue during the outage"
     );
-    end_state::assert_every_request_answered(&outcomes, &request_ids, 0);
-    end_state::assert_all_success(&outcomes);
-    end_state::assert_no_dead_letters(&outcomes);
-    end_state::assert_one_client_per_credential(&fixture.simulator, &outcomes);
-    end_state::assert_last_results_carry_current_secrets(&fixture.simulator, &outcomes);
-    end_state::assert_logs_clean(&fixture.simulator, &fixture.logs());
+    end_state::assert_clean_end_state(
+        &fixture.simulator,
+        &outcomes,
+        &request_ids,
+        0,
+        &fixture.logs(),
+    );
     fixture.finish().await;
 }
 
@@ -156,12 +157,13 @@ async fn rate_limit_storm_loses_nothing() {
         (CONCURRENCY_LIMIT_429S + RATE_LIMIT_429S) as usize,
         "429 responses sent"
     );
-    end_state::assert_every_request_answered(&outcomes, &request_ids, 0);
-    end_state::assert_all_success(&outcomes);
-    end_state::assert_no_dead_letters(&outcomes);
-    end_state::assert_one_client_per_credential(&fixture.simulator, &outcomes);
-    end_state::assert_last_results_carry_current_secrets(&fixture.simulator, &outcomes);
-    end_state::assert_logs_clean(&fixture.simulator, &fixture.logs());
+    end_state::assert_clean_end_state(
+        &fixture.simulator,
+        &outcomes,
+        &request_ids,
+        0,
+        &fixture.logs(),
+    );
     fixture.finish().await;
 }
 
@@ -361,11 +363,13 @@ async fn scale_out(workers: usize) {
     fixture.wait_until_idle().await;
     fixture.drain_outcomes(&mut outcomes).await;
 
-    end_state::assert_every_request_answered(&outcomes, &request_ids, 0);
-    end_state::assert_all_success(&outcomes);
-    end_state::assert_no_dead_letters(&outcomes);
-    end_state::assert_one_client_per_credential(&fixture.simulator, &outcomes);
-    end_state::assert_last_results_carry_current_secrets(&fixture.simulator, &outcomes);
+    end_state::assert_clean_end_state(
+        &fixture.simulator,
+        &outcomes,
+        &request_ids,
+        0,
+        &fixture.logs(),
+    );
     assert_eq!(
         fixture.simulator.clients().len(),
         SCALE_PROVISIONS - SCALE_DEPROVISIONS,
@@ -377,7 +381,6 @@ async fn scale_out(workers: usize) {
             "worker {slot} of {workers} processed no request"
         );
     }
-    end_state::assert_logs_clean(&fixture.simulator, &fixture.logs());
     fixture.finish().await;
 }
 

@@ -51,6 +51,24 @@ impl Outcomes {
 /// Asserts that each of `request_ids` has a result and that no other request has one. A
 /// request may have more than one result only when `max_repeats` allows it (redeliveries
 /// after a crash or a lost connection publish a result again).
+/// Asserts the end state of a run that should lose nothing: every request answered with a
+/// Success (at most `max_repeats` results more than once), no dead letter, one client per
+/// credential whose last result carries its current secret, and no secret in `logs`.
+pub fn assert_clean_end_state(
+    simulator: &SimHandle,
+    outcomes: &Outcomes,
+    request_ids: &BTreeSet<String>,
+    max_repeats: usize,
+    logs: &str,
+) {
+    assert_every_request_answered(outcomes, request_ids, max_repeats);
+    assert_all_success(outcomes);
+    assert_no_dead_letters(outcomes);
+    assert_one_client_per_credential(simulator, outcomes);
+    assert_last_results_carry_current_secrets(simulator, outcomes);
+    assert_logs_clean(simulator, logs);
+}
+
 pub fn assert_every_request_answered(
     outcomes: &Outcomes,
     request_ids: &BTreeSet<String>,
