@@ -6,7 +6,7 @@
 //! `--requests` provision requests with publisher confirms, starts `--workers` processes of
 //! this binary, and waits for one result per request. It reports:
 //!
-//! - throughput: requests answered per second, from the moment the first request is published
+//! - throughput: results per second, from the moment the first request is published
 //!   and every consumer is attached, to the last result;
 //! - end-to-end latency percentiles, from each request's publish to its result's arrival;
 //! - each process's peak resident memory (`VmHWM`), and its resident memory while the queue

@@ -124,7 +124,7 @@ pub struct SimConfig {
     pub latency: Duration,
     /// Requests allowed per bucket per window before 429 E0000047. `None` (the default) never
     /// rejects, and reports a limit of 1,000,000 with the real remaining count, so that the
-    /// worker's pacing never holds calls back.
+    /// worker's pacing never delays calls.
     pub rate_limit_per_minute: Option<u32>,
     /// Length of a rate-limit window, rounded down to whole seconds (at least 1 s), because
     /// `X-Rate-Limit-Reset` names whole seconds. Default 60 s as in Okta; tests shorten it so

@@ -126,8 +126,8 @@ impl AcceptLoop {
     }
 }
 
-/// Accepts connections until told to stop, then closes the listener and ends the
-/// connections as `Stop` says.
+/// Accepts connections until stopped, then closes the listener and ends the
+/// connections as `Stop` specifies.
 async fn accept_connections(
     listener: TcpListener,
     app: Router,

@@ -1223,7 +1223,7 @@ async fn control_api_end_to_end() {
 }
 
 /// The README's control API table has a row for each route below and no other, and each route
-/// is served (answers neither 404 nor 405).
+/// is served (the response is neither 404 nor 405).
 #[tokio::test]
 async fn readme_lists_control_routes() {
     let readme = include_str!("../../README.md");
